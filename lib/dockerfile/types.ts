@@ -1,0 +1,200 @@
+/**
+ * Typed Dockerfile model: what the front end produces and the build engine
+ * consumes.
+ *
+ *   text --parse--> DockerfileAst (syntax; BuildKit dump-able)
+ *        --plan---> BuildPlan (stages, graph, FROM resolved with global ARGs)
+ *   during the build, per stage:
+ *        StageState + Instruction --dispatch--> ResolvedInstruction (words expanded)
+ *
+ * Word expansion needs the base image's ENV (BuildKit expands `$PATH` from the
+ * base image), so instructions stay unexpanded in the plan and are expanded by
+ * `dispatch` as the engine walks the stage.
+ */
+import type { SourceLocation } from '../errors.js';
+import type { HealthConfig } from '../image/types.js';
+
+// ---------------------------------------------------------------- syntax ----
+
+export interface AstHeredoc {
+  /** Delimiter name, without quotes or `-`. */
+  name: string;
+  /** Body, with the trailing newline kept as BuildKit keeps it. */
+  content: string;
+  /** Expand variables in the body (delimiter was not quoted). */
+  expand: boolean;
+  /** `<<-`: leading tabs stripped. */
+  chomp: boolean;
+}
+
+/** One instruction as written: keyword, flags and arguments, no meaning yet. */
+export interface AstInstruction {
+  /** Lower-case keyword: `from`, `run`, `copy`, ... */
+  keyword: string;
+  /** `--flag=value` strings as written (before expansion). */
+  flags: string[];
+  /**
+   * Arguments as BuildKit's parser splits them (what its dump prints): JSON
+   * array items for exec form, one string for shell form, key/value/sep
+   * triples for ENV and LABEL.
+   */
+  args: string[];
+  /** True when the arguments were a JSON array. */
+  json: boolean;
+  heredocs: AstHeredoc[];
+  /** The instruction's text as written (continuations joined), for errors and history. */
+  original: string;
+  location: SourceLocation;
+  /** Last line of the instruction (continuations/heredocs). */
+  endLine: number;
+}
+
+export interface ParserDirectives {
+  syntax?: string;
+  escape: '\\' | '`';
+  check?: string;
+}
+
+export interface DockerfileAst {
+  file: string;
+  directives: ParserDirectives;
+  instructions: AstInstruction[];
+  warnings: Diagnostic[];
+}
+
+export interface Diagnostic {
+  message: string;
+  location?: SourceLocation;
+}
+
+// ------------------------------------------------------------------ plan ----
+
+/** A stage's base: nothing, an image reference, or an earlier stage. */
+export type StageBase =
+  | { kind: 'scratch' }
+  | { kind: 'image'; ref: string }
+  | { kind: 'stage'; index: number };
+
+/**
+ * Instructions inside a stage, typed but with words NOT yet expanded
+ * (dispatch expands them). Flags are parsed and validated at plan time.
+ */
+export type Instruction =
+  | { kind: 'arg'; args: { name: string; default?: string }[]; location: SourceLocation; original: string }
+  | { kind: 'env'; pairs: { key: string; value: string }[]; location: SourceLocation; original: string }
+  | { kind: 'label'; pairs: { key: string; value: string }[]; location: SourceLocation; original: string }
+  | { kind: 'expose'; ports: string[]; location: SourceLocation; original: string }
+  | { kind: 'workdir'; path: string; location: SourceLocation; original: string }
+  | { kind: 'user'; user: string; location: SourceLocation; original: string }
+  | { kind: 'volume'; paths: string[]; location: SourceLocation; original: string }
+  | { kind: 'stopsignal'; signal: string; location: SourceLocation; original: string }
+  | { kind: 'maintainer'; name: string; location: SourceLocation; original: string }
+  | { kind: 'onbuild'; trigger: string; location: SourceLocation; original: string }
+  | { kind: 'shell'; shell: string[]; location: SourceLocation; original: string }
+  | { kind: 'cmd' | 'entrypoint'; args: string[]; shellForm: boolean; location: SourceLocation; original: string }
+  | { kind: 'healthcheck'; none: boolean; test?: string[]; shellForm?: boolean; options: HealthOptions; location: SourceLocation; original: string }
+  | { kind: 'run'; args: string[]; shellForm: boolean; heredocs: AstHeredoc[]; mounts: string[]; network?: string; security?: string; location: SourceLocation; original: string }
+  | ({ kind: 'copy' | 'add' } & CopyFields & { location: SourceLocation; original: string });
+
+export interface HealthOptions {
+  interval?: string;
+  timeout?: string;
+  startPeriod?: string;
+  startInterval?: string;
+  retries?: string;
+}
+
+export interface CopyFields {
+  /** Sources then destination are split off: `sources` are unexpanded words. */
+  sources: string[];
+  dest: string;
+  /** Heredoc sources (`COPY <<EOF /file`). */
+  heredocs: AstHeredoc[];
+  from?: string;
+  chown?: string;
+  chmod?: string;
+  link: boolean;
+  parents: boolean;
+  exclude: string[];
+  checksum?: string;
+  keepGitDir: boolean;
+}
+
+export interface Stage {
+  index: number;
+  /** `AS name`, lower-cased as BuildKit does. */
+  name?: string;
+  /** FROM argument after expansion with global ARGs. */
+  baseName: string;
+  base: StageBase;
+  /** `--platform` after expansion, if given. */
+  platform?: string;
+  location: SourceLocation;
+  instructions: Instruction[];
+  /** Stage indexes this stage needs (base, COPY --from, RUN --mount from). */
+  dependsOn: number[];
+}
+
+export interface BuildPlan {
+  file: string;
+  stages: Stage[];
+  /** Index of the stage that is built (last, or `--target`). */
+  target: number;
+  /** Stage indexes the target needs, in an order where each comes after its dependencies. */
+  order: number[];
+  /** Global ARGs (before the first FROM) with their values after --build-arg. */
+  globalArgs: Record<string, string | undefined>;
+  warnings: Diagnostic[];
+}
+
+export interface PlanOptions {
+  /** File name used in errors (default `Dockerfile`). */
+  file?: string;
+  buildArgs?: Record<string, string>;
+  target?: string;
+  /** Target platform, e.g. `linux/amd64` (default: this machine). */
+  platform?: string;
+}
+
+// -------------------------------------------------------------- dispatch ----
+
+/**
+ * What a stage knows while it is being built: the image config's env (from
+ * the base image, then ENV), the ARGs in scope, and the shell/workdir.
+ */
+export interface StageState {
+  /** Image ENV, in order, `KEY=value`. */
+  env: string[];
+  /** ARGs declared in this stage (and their value); ENV wins over ARG. */
+  args: Map<string, string | undefined>;
+  shell: string[];
+  workdir: string;
+  user: string;
+  escape: '\\' | '`';
+}
+
+/** An instruction with every word expanded: what the engine applies. */
+export type ResolvedInstruction =
+  | { kind: 'arg'; args: { name: string; value?: string }[] }
+  | { kind: 'env'; pairs: [string, string][] }
+  | { kind: 'label'; pairs: [string, string][] }
+  | { kind: 'expose'; ports: string[] }
+  | { kind: 'workdir'; path: string }
+  | { kind: 'user'; user: string }
+  | { kind: 'volume'; paths: string[] }
+  | { kind: 'stopsignal'; signal: string }
+  | { kind: 'maintainer'; name: string }
+  | { kind: 'onbuild'; trigger: string }
+  | { kind: 'shell'; shell: string[] }
+  | { kind: 'cmd'; cmd: string[] }
+  | { kind: 'entrypoint'; entrypoint: string[] }
+  | { kind: 'healthcheck'; healthcheck: HealthConfig }
+  | { kind: 'run'; args: string[]; env: string[]; mounts: string[]; network?: string; security?: string; heredocs: AstHeredoc[] }
+  | ({ kind: 'copy' | 'add' } & CopyFields);
+
+export interface Dispatched {
+  resolved: ResolvedInstruction;
+  location: SourceLocation;
+  /** History `created_by`, BuildKit style (e.g. `COPY app /app # buildkit`). */
+  createdBy: string;
+}

@@ -1,0 +1,13 @@
+/**
+ * ocistack public API. Plain async functions taking one options object
+ * (isomorphic-git style); each concern lives in its own folder under lib/.
+ */
+export * from './errors.js';
+export * from './image/types.js';
+export * from './image/digest.js';
+export * from './image/store.js';
+export * from './layer/types.js';
+export * from './executor/types.js';
+export { noExecutor } from './executor/none.js';
+export * from './progress/events.js';
+export type * from './dockerfile/types.js';

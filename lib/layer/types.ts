@@ -1,0 +1,36 @@
+import type { Digest } from '../image/types.js';
+
+/**
+ * One entry to write into a layer tar. Paths are absolute in the image
+ * (`/usr/bin/x`), without trailing slash; the writer stores them as
+ * `usr/bin/x` (and `usr/bin/` for directories) as Docker does.
+ */
+export interface LayerEntry {
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'whiteout' | 'opaque';
+  /** Permission bits plus setuid/setgid/sticky (no file-type bits). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Seconds since epoch; clamped to SOURCE_DATE_EPOCH by the writer when set. */
+  mtime: number;
+  /** file: size in bytes. */
+  size?: number;
+  /** symlink: target as stored. hardlink: absolute image path of the first entry. */
+  linkTarget?: string;
+  /** file: where the bytes come from. */
+  content?: () => NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
+  /** Extended attributes / PAX records to keep (e.g. security.capability). */
+  xattrs?: Record<string, string>;
+}
+
+/** A finished layer in the blob store. */
+export interface LayerResult {
+  /** Digest of the compressed blob (what manifests reference). */
+  digest: Digest;
+  /** Digest of the uncompressed tar (config rootfs.diff_ids). */
+  diffId: Digest;
+  /** Compressed size in bytes. */
+  size: number;
+  mediaType: string;
+}

@@ -1,0 +1,16 @@
+/**
+ * Progress events: every long-running operation reports through one callback,
+ * and renderers (plain, tty, json) turn them into output. The library never
+ * writes to stdout/stderr by itself.
+ */
+export type ProgressEvent =
+  | { type: 'step'; id: string; stage?: string; name: string; status: 'start' | 'done' | 'cached' | 'error'; error?: string }
+  | { type: 'log'; id?: string; stream: 'stdout' | 'stderr'; text: string }
+  | { type: 'blob'; id: string; action: 'pull' | 'push' | 'mount' | 'exists'; digest: string; total?: number; current: number; done?: boolean }
+  | { type: 'warning'; message: string; location?: { file: string; line: number; column?: number } }
+  | { type: 'info'; message: string };
+
+export type ProgressListener = (event: ProgressEvent) => void;
+
+/** A listener that drops everything: the default for library calls. */
+export const silent: ProgressListener = () => {};
