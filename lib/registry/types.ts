@@ -1,0 +1,34 @@
+/**
+ * Options every registry operation takes. TLS and credentials are per
+ * registry host, never global: `--insecure` on a build that pushes to Gitea
+ * skips verification for Gitea only, not for the registry the base image
+ * comes from.
+ */
+import type { ProgressListener } from '../progress/events.js';
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+export interface RegistryOptions {
+  /** Hosts (`host` or `host:port`, as in the reference) whose TLS certificate is not verified. */
+  insecureRegistries?: string[];
+  /** PEM bundle trusted in addition to the system CAs (all registries of this call). */
+  caFile?: string;
+  /** certs.d-style directory: `<dir>/<host:port>/{ca.crt,*.crt}`. */
+  certDir?: string;
+  /**
+   * Explicit credentials (`--creds`). Applied to `credentialsFor` hosts, or to
+   * every registry of the call when that is not set.
+   */
+  credentials?: Credentials;
+  credentialsFor?: string[];
+  /** Environment to read OCISTACK_USERNAME/PASSWORD, REGISTRY_AUTH_FILE, HOME... (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /** Chunk size for chunked blob uploads, bytes. */
+  chunkSize?: number;
+  /** Plain http for these hosts (tests, localhost registries). */
+  plainHttpRegistries?: string[];
+  onProgress?: ProgressListener;
+}
