@@ -11,3 +11,8 @@ export * from './executor/types.js';
 export { noExecutor } from './executor/none.js';
 export * from './progress/events.js';
 export type * from './dockerfile/types.js';
+export * from './dockerfile/index.js';
+export * from './registry/index.js';
+export * from './image/layout.js';
+export * from './context/index.js';
+export * from './layer/index.js';

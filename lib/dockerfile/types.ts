@@ -25,6 +25,8 @@ export interface AstHeredoc {
   expand: boolean;
   /** `<<-`: leading tabs stripped. */
   chomp: boolean;
+  /** `3<<EOF`: the file descriptor the body is fed to (RUN), when given. */
+  fileDescriptor?: number;
 }
 
 /** One instruction as written: keyword, flags and arguments, no meaning yet. */
@@ -47,6 +49,10 @@ export interface AstInstruction {
   location: SourceLocation;
   /** Last line of the instruction (continuations/heredocs). */
   endLine: number;
+  /** The keyword as written (case kept), e.g. `Run`. */
+  keywordRaw?: string;
+  /** ONBUILD: the trigger instruction (its `args` are then empty). */
+  sub?: AstInstruction;
 }
 
 export interface ParserDirectives {
@@ -118,6 +124,8 @@ export interface CopyFields {
   exclude: string[];
   checksum?: string;
   keepGitDir: boolean;
+  /** ADD --unpack=true|false when given. */
+  unpack?: boolean;
 }
 
 export interface Stage {
@@ -133,6 +141,10 @@ export interface Stage {
   instructions: Instruction[];
   /** Stage indexes this stage needs (base, COPY --from, RUN --mount from). */
   dependsOn: number[];
+  /** The file's escape token (parser directive), for expanding this stage's words. */
+  escape?: '\\' | '`';
+  /** The FROM line as written. */
+  original?: string;
 }
 
 export interface BuildPlan {
@@ -145,6 +157,10 @@ export interface BuildPlan {
   /** Global ARGs (before the first FROM) with their values after --build-arg. */
   globalArgs: Record<string, string | undefined>;
   warnings: Diagnostic[];
+  /** The file's escape token. */
+  escape?: '\\' | '`';
+  /** Parser directives (`syntax`, `escape`, `check`). */
+  directives?: ParserDirectives;
 }
 
 export interface PlanOptions {
@@ -171,6 +187,12 @@ export interface StageState {
   workdir: string;
   user: string;
   escape: '\\' | '`';
+  /** `--build-arg` values (consulted by ARG). */
+  buildArgs?: Record<string, string>;
+  /** Global ARG values and automatic platform ARGs (inherited by a bare `ARG NAME`). */
+  globalArgs?: Record<string, string | undefined>;
+  /** ARGs in declaration order with their resolved value, for RUN's history line. */
+  declaredArgs?: { name: string; value?: string }[];
 }
 
 /** An instruction with every word expanded: what the engine applies. */
@@ -197,4 +219,6 @@ export interface Dispatched {
   location: SourceLocation;
   /** History `created_by`, BuildKit style (e.g. `COPY app /app # buildkit`). */
   createdBy: string;
+  /** BuildKit writes no history entry for this instruction (ONBUILD). */
+  noHistory?: boolean;
 }

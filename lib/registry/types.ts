@@ -31,4 +31,18 @@ export interface RegistryOptions {
   /** Plain http for these hosts (tests, localhost registries). */
   plainHttpRegistries?: string[];
   onProgress?: ProgressListener;
+  /**
+   * Retry policy for network errors, 5xx and 429 (extension; defaults:
+   * 6 attempts, 200 ms doubling to at most 5 s, `Retry-After` honoured up to 30 s).
+   */
+  retry?: RetryPolicy;
+  /** Blobs transferred at the same time (extension; default 4). */
+  concurrency?: number;
+}
+
+export interface RetryPolicy {
+  /** Tries per request, the first included. */
+  attempts?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
 }

@@ -1,0 +1,394 @@
+/**
+ * The build engine: Dockerfile -> plan -> per-stage steps -> layers + config
+ * -> blob store -> outputs (OCI layout, registry push).
+ *
+ * Stages are built in the plan's order; each stage starts from its base (an
+ * empty image, a pulled image, or an earlier stage's result) and applies its
+ * instructions one by one. Nothing leaves the store until the whole build has
+ * succeeded, so a failed build writes no output and pushes no tag.
+ */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { OcistackError } from '../errors.js';
+import type { SourceLocation } from '../errors.js';
+import { plan as planDockerfile, newStageState, dispatch, parseOnbuildTriggers } from '../dockerfile/index.js';
+import type { BuildPlan, Dispatched, Instruction, Stage } from '../dockerfile/types.js';
+import { openContext } from '../context/index.js';
+import type { BuildContext } from '../context/index.js';
+import { openImageFs } from '../layer/index.js';
+import type { ImageFs } from '../layer/index.js';
+import { writeLayer } from '../layer/index.js';
+import { copyLayer } from './copy.js';
+import { pullImage, pushImage } from '../registry/index.js';
+import { writeOciLayout } from '../image/layout.js';
+import { BlobStore } from '../image/store.js';
+import { canonicalJson } from '../image/digest.js';
+import {
+  addHistory, addLayer, applyInstruction, cloneConfig, emptyImageConfig, finalizeConfig, type ApplyState,
+} from '../image/config.js';
+import { formatPlatform, hostPlatform, parsePlatform } from '../image/platform.js';
+import { MediaType, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from '../image/types.js';
+import { noExecutor } from '../executor/none.js';
+import { silent, type ProgressListener } from '../progress/events.js';
+import type { BuildOptions, BuildResult } from './options.js';
+import { sourceDateEpochFrom, isoTime } from './time.js';
+import { workdirLayerEntries } from './workdir.js';
+
+/** A built stage: its config and its layers (aligned with config.rootfs.diff_ids). */
+interface StageResult {
+  config: ImageConfig;
+  layers: Descriptor[];
+  fs?: ImageFs;
+}
+
+/** Everything a build shares across stages. */
+interface BuildSession {
+  plan: BuildPlan;
+  store: BlobStore;
+  context: BuildContext;
+  platform: Platform;
+  opts: BuildOptions;
+  progress: ProgressListener;
+  epoch?: number;
+  /** Build time for `created` fields, clamped to SOURCE_DATE_EPOCH. */
+  created: string;
+  results: Map<number, StageResult>;
+  /** Images pulled for `COPY --from=<image>`, by reference. */
+  images: Map<string, Promise<StageResult>>;
+  step: number;
+}
+
+/**
+ * Build the image a Dockerfile describes, then write it to the requested
+ * outputs and push its tags.
+ */
+export async function build(opts: BuildOptions): Promise<BuildResult> {
+  const env = opts.env ?? process.env;
+  const progress = opts.onProgress ?? silent;
+  const contextDir = path.resolve(opts.context);
+  await assertDirectory(contextDir);
+  const dockerfilePath = path.resolve(opts.dockerfile ?? path.join(contextDir, 'Dockerfile'));
+  const dockerfileName = displayPath(dockerfilePath);
+  const text = opts.dockerfileText ?? (await readDockerfile(dockerfilePath, dockerfileName));
+
+  const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
+  const plan = planDockerfile(text, {
+    file: dockerfileName,
+    buildArgs: opts.buildArgs,
+    target: opts.target,
+    platform: formatPlatform(platform),
+  });
+  for (const w of plan.warnings) progress({ type: 'warning', message: w.message, location: w.location });
+  const executor = opts.executor ?? noExecutor;
+  if (executor === noExecutor) refuseRunWithoutExecutor(plan);
+
+  const epoch = opts.sourceDateEpoch ?? sourceDateEpochFrom(env);
+  const session: BuildSession = {
+    plan,
+    store: new BlobStore(opts.cacheDir),
+    context: await openContext({ dir: contextDir, dockerfile: dockerfilePath, onProgress: progress }),
+    platform,
+    opts,
+    progress,
+    epoch,
+    created: isoTime(epoch ?? Math.floor(Date.now() / 1000)),
+    results: new Map(),
+    images: new Map(),
+    step: 0,
+  };
+
+  for (const index of plan.order) {
+    session.results.set(index, await buildStage(session, plan.stages[index]!));
+  }
+  const final = session.results.get(plan.target)!;
+  const image = await storeImage(session, final);
+
+  for (const out of opts.outputs ?? []) {
+    await writeOciLayout({
+      dir: path.resolve(out.dest),
+      store: session.store,
+      manifests: [{ descriptor: image.manifest, tag: opts.tags?.[0] }],
+    });
+    progress({ type: 'info', message: `wrote OCI layout ${out.dest}` });
+  }
+
+  let pushed: string[] = [];
+  let manifestDigest = image.manifest.digest;
+  if (opts.push) {
+    if (!opts.tags?.length) {
+      throw new OcistackError('--push needs at least one tag', { code: 'USAGE', exitCode: 2, hint: 'add -t REGISTRY/OWNER/IMAGE:TAG' });
+    }
+    const res = await pushImage({
+      store: session.store,
+      manifest: image.manifest,
+      tags: opts.tags,
+      registry: { ...opts.registry, env: opts.registry?.env ?? env, onProgress: opts.registry?.onProgress ?? progress },
+    });
+    pushed = res.pushed;
+    manifestDigest = res.digest;
+  }
+
+  return {
+    manifestDigest,
+    configDigest: image.config.digest,
+    manifest: { ...image.manifest, digest: manifestDigest },
+    layers: final.layers,
+    tags: opts.tags ?? [],
+    pushed,
+    warnings: plan.warnings,
+  };
+}
+
+// ---------------------------------------------------------------- stages ----
+
+async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
+  const base = await stageBase(s, stage);
+  const result: StageResult = { config: cloneConfig(base.config), layers: [...base.layers] };
+  const cfg = result.config;
+  const c = (cfg.config ??= {});
+
+  // ONBUILD triggers of the base image run first, then are not inherited.
+  const triggers = stage.base.kind === 'scratch' ? [] : c.OnBuild ?? [];
+  c.OnBuild = null;
+  const onbuild: Instruction[] = triggers.length
+    ? parseOnbuildTriggers(triggers, { file: `${stage.baseName} (ONBUILD)`, location: stage.location })
+    : [];
+
+  const state = newStageState({
+    baseConfig: cfg,
+    buildArgs: s.opts.buildArgs ?? {},
+    globalArgs: s.plan.globalArgs,
+    platform: formatPlatform(s.platform),
+    stage,
+  });
+  const apply: ApplyState = { cmdSet: false };
+
+  for (const instr of [...onbuild, ...stage.instructions]) {
+    const id = `#${++s.step}`;
+    const name = stageLabel(stage) + instr.original;
+    s.progress({ type: 'step', id, stage: stage.name, name, status: 'start' });
+    try {
+      const d = dispatch(instr, state);
+      await applyStep(s, stage, result, d, apply);
+    } catch (e) {
+      s.progress({ type: 'step', id, stage: stage.name, name, status: 'error', error: e instanceof Error ? e.message : String(e) });
+      throw withLocation(e, instr.location);
+    }
+    s.progress({ type: 'step', id, stage: stage.name, name, status: 'done' });
+  }
+  return result;
+}
+
+function stageLabel(stage: Stage): string {
+  return `[${stage.name ?? stage.index}] `;
+}
+
+async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: Dispatched, apply: ApplyState): Promise<void> {
+  const cfg = result.config;
+  const r = d.resolved;
+  const history = { created: s.created, created_by: d.createdBy, comment: 'buildkit.dockerfile.v0' };
+  switch (r.kind) {
+    case 'copy':
+    case 'add': {
+      const from = r.from !== undefined ? await resolveFrom(s, stage, r.from, d.location) : undefined;
+      const layer = await copyLayer({
+        instruction: r,
+        location: d.location,
+        context: s.context,
+        from: from ? await stageFs(s, from) : undefined,
+        target: await stageFs(s, result),
+        workdir: cfg.config?.WorkingDir || '/',
+        store: s.store,
+        sourceDateEpoch: s.epoch,
+        onProgress: s.progress,
+      });
+      pushLayer(result, layer, history);
+      return;
+    }
+    case 'run': {
+      // Only reached with a real executor; the none-executor check ran before the build.
+      throw new OcistackError('RUN is not supported by this build engine yet', {
+        code: 'NO_EXECUTOR',
+        location: d.location,
+        hint: 'COPY-only Dockerfiles build today; the runc executor is coming',
+      });
+    }
+    case 'workdir': {
+      applyInstruction(cfg, r, apply);
+      const fs = await stageFs(s, result);
+      const entries = await workdirLayerEntries(fs, r.path, cfg.config?.User, s.epoch ?? Math.floor(Date.now() / 1000));
+      if (entries.length) {
+        pushLayer(result, await writeLayer(entries, { store: s.store, sourceDateEpoch: s.epoch }), history);
+      } else {
+        addHistory(cfg, { ...history, empty_layer: true });
+      }
+      return;
+    }
+    default:
+      applyInstruction(cfg, r, apply);
+      addHistory(cfg, { ...history, empty_layer: true });
+  }
+}
+
+function pushLayer(result: StageResult, layer: { digest: Descriptor['digest']; diffId: Descriptor['digest']; size: number; mediaType: string }, history: { created: string; created_by: string; comment: string }): void {
+  result.layers.push({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size });
+  addLayer(result.config, layer.diffId);
+  addHistory(result.config, history);
+  result.fs = undefined; // the file-system view changed
+}
+
+/** The config and layers a stage starts from. */
+async function stageBase(s: BuildSession, stage: Stage): Promise<StageResult> {
+  const platform = stage.platform ? parsePlatform(stage.platform) : s.platform;
+  switch (stage.base.kind) {
+    case 'scratch':
+      return { config: emptyImageConfig(platform), layers: [] };
+    case 'stage': {
+      const r = s.results.get(stage.base.index);
+      if (!r) throw new Error(`internal: stage ${stage.base.index} not built before stage ${stage.index}`);
+      return r;
+    }
+    case 'image':
+      return pullBase(s, stage.base.ref, platform, stage.location);
+  }
+}
+
+async function pullBase(s: BuildSession, ref: string, platform: Platform, location: SourceLocation): Promise<StageResult> {
+  const id = `#${++s.step}`;
+  s.progress({ type: 'step', id, name: `pull ${ref}`, status: 'start' });
+  try {
+    const img = await pullImage({
+      ref,
+      store: s.store,
+      platform: formatPlatform(platform),
+      registry: { ...s.opts.registry, env: s.opts.registry?.env ?? s.opts.env, onProgress: s.opts.registry?.onProgress ?? s.progress },
+    });
+    s.progress({ type: 'step', id, name: `pull ${ref}`, status: 'done' });
+    return { config: img.config, layers: img.manifest.layers.map(toOciLayer) };
+  } catch (e) {
+    s.progress({ type: 'step', id, name: `pull ${ref}`, status: 'error', error: e instanceof Error ? e.message : String(e) });
+    throw withLocation(e, location);
+  }
+}
+
+/** Docker schema 2 layer types name the same bytes as OCI's; our manifests are OCI. */
+function toOciLayer(d: Descriptor): Descriptor {
+  const mediaType =
+    d.mediaType === MediaType.DockerLayerGzip ? MediaType.OciLayerGzip
+    : d.mediaType === MediaType.DockerForeignLayerGzip ? 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip'
+    : d.mediaType;
+  const out: Descriptor = { mediaType, digest: d.digest, size: d.size };
+  if (d.urls) out.urls = d.urls;
+  return out;
+}
+
+/** `COPY --from=X`: an earlier stage by name or index, else an image reference. */
+async function resolveFrom(s: BuildSession, current: Stage, from: string, location: SourceLocation): Promise<StageResult> {
+  const stages = s.plan.stages;
+  const byName = stages.find((st) => st.name !== undefined && st.name === from.toLowerCase() && st.index < current.index);
+  const byIndex = /^\d+$/.test(from) ? stages[Number(from)] : undefined;
+  const st = byName ?? byIndex;
+  if (st) {
+    if (st.index >= current.index) {
+      throw new OcistackError(`COPY --from=${from} refers to stage ${st.index}, which is not before this stage`, {
+        code: 'DOCKERFILE_STAGE', location, hint: 'COPY --from can only name an earlier stage',
+      });
+    }
+    const r = s.results.get(st.index);
+    if (!r) throw new Error(`internal: stage ${st.index} needed by --from was not built`);
+    return r;
+  }
+  let p = s.images.get(from);
+  if (!p) {
+    p = pullBase(s, from, s.platform, location);
+    s.images.set(from, p);
+  }
+  return p;
+}
+
+async function stageFs(s: BuildSession, r: StageResult): Promise<ImageFs> {
+  r.fs ??= await openImageFs(s.store, r.layers.map((l) => l.digest));
+  return r.fs;
+}
+
+// ----------------------------------------------------------------- image ----
+
+async function storeImage(s: BuildSession, final: StageResult): Promise<{ manifest: Descriptor; config: Descriptor }> {
+  const config = finalizeConfig(final.config, s.created);
+  const configBytes = canonicalJson(config);
+  const configPut = await s.store.putBytes(configBytes);
+  const configDesc: Descriptor = { mediaType: MediaType.OciConfig, digest: configPut.digest, size: configPut.size };
+  const manifest: ImageManifest = {
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: configDesc,
+    layers: final.layers,
+  };
+  const manifestPut = await s.store.putBytes(canonicalJson(manifest));
+  return {
+    manifest: {
+      mediaType: MediaType.OciManifest,
+      digest: manifestPut.digest,
+      size: manifestPut.size,
+      platform: { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) },
+    },
+    config: configDesc,
+  };
+}
+
+// ---------------------------------------------------------------- checks ----
+
+function refuseRunWithoutExecutor(plan: BuildPlan): void {
+  for (const index of plan.order) {
+    const run = plan.stages[index]!.instructions.find((i) => i.kind === 'run');
+    if (run) {
+      throw new OcistackError('RUN needs an executor, and none is available yet', {
+        code: 'NO_EXECUTOR',
+        location: run.location,
+        hint: 'this version of ocistack builds COPY-only Dockerfiles (COPY, ENV, WORKDIR, CMD, ...); the runc executor is coming',
+      });
+    }
+  }
+}
+
+async function assertDirectory(dir: string): Promise<void> {
+  let st;
+  try {
+    st = await fsp.stat(dir);
+  } catch {
+    throw new OcistackError(`build context "${displayPath(dir)}" does not exist`, {
+      code: 'CONTEXT_MISSING', hint: 'pass the directory that holds your Dockerfile and files, e.g. "ocistack build ."',
+    });
+  }
+  if (!st.isDirectory()) {
+    throw new OcistackError(`build context "${displayPath(dir)}" is not a directory`, {
+      code: 'CONTEXT_MISSING', hint: 'the context is a directory; name the Dockerfile with -f',
+    });
+  }
+}
+
+async function readDockerfile(file: string, name: string): Promise<string> {
+  try {
+    return await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new OcistackError(code === 'ENOENT' ? `Dockerfile "${name}" not found` : `cannot read Dockerfile "${name}": ${code}`, {
+      code: 'DOCKERFILE_MISSING',
+      hint: 'put a Dockerfile in the context directory or name it with -f FILE',
+    });
+  }
+}
+
+/** Paths in messages: relative to the cwd when inside it, as users typed them. */
+function displayPath(p: string): string {
+  const rel = path.relative(process.cwd(), p);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : p;
+}
+
+/** Errors without a position get the instruction's. */
+function withLocation(e: unknown, location: SourceLocation): unknown {
+  if (e instanceof OcistackError && !e.location && !e.registry) {
+    return new OcistackError(e.message, { code: e.code, hint: e.hint, location, exitCode: e.exitCode, cause: e.cause });
+  }
+  return e;
+}

@@ -1,0 +1,171 @@
+/**
+ * Where COPY reads from: the build context (with .dockerignore applied) or
+ * the file system of another stage or image (`--from`). Both are seen
+ * through one small interface with root-relative paths ('' = root), so the
+ * copy logic does not care which it is.
+ */
+import { createReadStream } from 'node:fs';
+import type { BuildContext } from '../context/context.js';
+import type { ImageFs, ImageNode } from '../layer/image-fs.js';
+
+export interface SourceStat {
+  type: 'file' | 'dir' | 'symlink' | 'other';
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  linkTarget?: string;
+  /** Same inode key + nlink > 1 (or a shared image inode) = hard links of one file. */
+  inode: string;
+  nlink: number;
+  xattrs?: Record<string, string>;
+}
+
+export interface SourceFs {
+  readonly kind: 'context' | 'image';
+  /** Entry at `rel` (last symlink not followed); undefined when missing or excluded. */
+  lstat(rel: string): Promise<SourceStat | undefined>;
+  /** Resolve symlinks with the source root as `/`. */
+  resolve(rel: string, followFinal: boolean): Promise<string>;
+  /** Names in a directory, byte order (excluded entries included: callers filter). */
+  readdir(rel: string): Promise<string[]>;
+  /** Every entry below a directory (not the directory), parents first. */
+  walk(rel: string): AsyncGenerator<{ rel: string; stat: SourceStat }>;
+  /** Set before content is read: lets image sources extract what is needed in one pass. */
+  prepare(files: { rel: string; stat: SourceStat }[], tmpDir: string): Promise<void>;
+  /** A function producing the bytes of a file, for a LayerEntry. */
+  content(rel: string, stat: SourceStat): () => NodeJS.ReadableStream;
+  /** Throws when a file cannot be read. */
+  checkReadable(rel: string): Promise<void>;
+}
+
+export class ContextSourceFs implements SourceFs {
+  readonly kind = 'context' as const;
+  constructor(readonly context: BuildContext) {}
+
+  async lstat(rel: string): Promise<SourceStat | undefined> {
+    const st = await this.context.lstat(rel);
+    if (!st) return undefined;
+    const type = st.type === 'file' || st.type === 'dir' || st.type === 'symlink' ? st.type : 'other';
+    const out: SourceStat = { type, mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, mtime: st.mtime, inode: st.inode, nlink: st.nlink };
+    if (type === 'symlink') out.linkTarget = await this.context.source.readlink(rel);
+    return out;
+  }
+
+  resolve(rel: string, followFinal: boolean): Promise<string> {
+    return this.context.resolve(rel, followFinal);
+  }
+
+  readdir(rel: string): Promise<string[]> {
+    return this.context.readdir(rel);
+  }
+
+  async *walk(rel: string): AsyncGenerator<{ rel: string; stat: SourceStat }> {
+    for await (const e of this.context.walk(rel)) {
+      const st = e.stat;
+      const type = st.type === 'file' || st.type === 'dir' || st.type === 'symlink' ? st.type : 'other';
+      const stat: SourceStat = { type, mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, mtime: st.mtime, inode: st.inode, nlink: st.nlink };
+      if (type === 'symlink') stat.linkTarget = await this.context.source.readlink(e.rel);
+      yield { rel: e.rel, stat };
+    }
+  }
+
+  async prepare(): Promise<void> {}
+
+  content(rel: string): () => NodeJS.ReadableStream {
+    return () => this.context.source.open(rel);
+  }
+
+  checkReadable(rel: string): Promise<void> {
+    return this.context.source.checkReadable(rel);
+  }
+}
+
+function imageStat(n: ImageNode): SourceStat {
+  const s: SourceStat = { type: n.type, mode: n.mode, uid: n.uid, gid: n.gid, size: n.size, mtime: n.mtime, inode: n.inode, nlink: 2 };
+  if (n.linkTarget !== undefined) s.linkTarget = n.linkTarget;
+  if (n.xattrs) s.xattrs = n.xattrs;
+  return s;
+}
+
+export class ImageSourceFs implements SourceFs {
+  readonly kind = 'image' as const;
+  private files = new Map<string, string>();
+  constructor(readonly fs: ImageFs) {}
+
+  private node(rel: string): ImageNode | undefined {
+    return this.fs.lstat('/' + rel);
+  }
+
+  async lstat(rel: string): Promise<SourceStat | undefined> {
+    const n = this.node(rel);
+    return n ? imageStat(n) : undefined;
+  }
+
+  async resolve(rel: string, followFinal: boolean): Promise<string> {
+    return this.fs.resolve('/' + rel, followFinal).slice(1);
+  }
+
+  async readdir(rel: string): Promise<string[]> {
+    return this.fs.readdir('/' + rel);
+  }
+
+  async *walk(rel: string): AsyncGenerator<{ rel: string; stat: SourceStat }> {
+    const dir = this.node(rel);
+    if (!dir || dir.type !== 'dir') return;
+    const names = [...dir.children!.keys()].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    for (const name of names) {
+      const child = dir.children!.get(name)!;
+      const childRel = rel === '' ? name : `${rel}/${name}`;
+      yield { rel: childRel, stat: imageStat(child) };
+      if (child.type === 'dir') yield* this.walk(childRel);
+    }
+  }
+
+  async prepare(files: { rel: string; stat: SourceStat }[], tmpDir: string): Promise<void> {
+    const nodes = files.map((f) => this.node(f.rel)).filter((n): n is ImageNode => n?.type === 'file');
+    this.files = await this.fs.extract(nodes, tmpDir);
+  }
+
+  content(_rel: string, stat: SourceStat): () => NodeJS.ReadableStream {
+    return () => {
+      const file = this.files.get(stat.inode);
+      if (!file) throw new Error(`internal: ${_rel} was not extracted`);
+      return createReadStream(file);
+    };
+  }
+
+  async checkReadable(): Promise<void> {}
+}
+
+/** Whether a source word has wildcard characters (Go filepath.Match syntax). */
+export function hasWildcard(s: string): boolean {
+  return /[*?[]/.test(s);
+}
+
+/**
+ * Compile one path segment in Go `filepath.Match` syntax (`*`, `?`, `[a-z]`,
+ * `[^a]`, `\` escapes) to a RegExp. `*` and `?` never match `/`.
+ */
+export function compileSegment(seg: string): RegExp {
+  let re = '^';
+  for (let i = 0; i < seg.length; i++) {
+    const c = seg[i]!;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '\\' && i + 1 < seg.length) re += '\\' + seg[++i]!;
+    else if (c === '[') {
+      const end = seg.indexOf(']', i + 2);
+      if (end < 0) {
+        re += '\\[';
+        continue;
+      }
+      let cls = seg.slice(i + 1, end);
+      if (cls.startsWith('^') || cls.startsWith('!')) cls = '^' + cls.slice(1);
+      re += '[' + cls.replace(/\\(?!.)/g, '\\\\') + ']';
+      i = end;
+    } else re += c.replace(/[.+^${}()|\]\\/]/g, '\\$&');
+  }
+  return new RegExp(re + '$');
+}

@@ -1,0 +1,411 @@
+/**
+ * COPY and ADD as the Dockerfile reference defines them, turned into one
+ * layer: sources from the build context (or `--from` a stage or image),
+ * wildcards, directory contents, a WORKDIR-relative destination resolved
+ * through the symlinks the image already has, missing parents created,
+ * `--chown`/`--chmod`/`--link`/`--parents`/`--exclude`, and for ADD local
+ * archives and URLs.
+ *
+ * Everything is checked before the layer is written, so a bad source or
+ * destination fails with the Dockerfile line and nothing lands in the store.
+ */
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { createReadStream } from 'node:fs';
+import { OcistackError, type SourceLocation } from '../errors.js';
+import type { BuildContext } from '../context/context.js';
+import { cleanPath, IgnoreMatcher } from '../context/ignore.js';
+import { contextReadError, normalizeContextPath } from '../context/source.js';
+import type { ResolvedInstruction } from '../dockerfile/types.js';
+import type { BlobStore } from '../image/store.js';
+import { ImageFs, type ImageNode } from '../layer/image-fs.js';
+import type { LayerEntry, LayerResult } from '../layer/types.js';
+import { writeLayer } from '../layer/write.js';
+import type { ProgressListener } from '../progress/events.js';
+import { downloadUrl, isGitUrl, isHttpUrl, readArchive } from './copy-add.js';
+import { parseChmod, resolveChown, type ChmodFn, type Owner } from './copy-chown.js';
+import { compileSegment, ContextSourceFs, hasWildcard, ImageSourceFs, type SourceFs, type SourceStat } from './copy-source.js';
+
+export type CopyInstruction = Extract<ResolvedInstruction, { kind: 'copy' | 'add' }>;
+
+export interface CopyLayerOptions {
+  instruction: CopyInstruction;
+  /** The instruction's place in the Dockerfile, named by every error. */
+  location: SourceLocation;
+  context: BuildContext;
+  /** Set when `--from` names a stage or image (the engine resolves it). */
+  from?: ImageFs;
+  /** The current stage's file system. */
+  target: ImageFs;
+  /** The stage's WORKDIR (absolute). */
+  workdir: string;
+  store: BlobStore;
+  sourceDateEpoch?: number;
+  onProgress?: ProgressListener;
+}
+
+/** One thing to copy, after sources were expanded. */
+type Item =
+  | { kind: 'node'; src: SourceFs; rel: string; stat: SourceStat; name: string; parents?: string }
+  | { kind: 'bytes'; name: string; data: Buffer }
+  | { kind: 'download'; url: string; file: string; size: number; mtime?: number; name: string };
+
+const EMPTY_DIR: ImageNode = { path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0, layer: -1, dataPath: '/', inode: '-1:/', children: new Map() };
+
+function posixJoin(a: string, b: string): string {
+  return cleanPath(`${a}/${b}`);
+}
+
+function parentOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
+}
+
+function baseOf(p: string): string {
+  return p.slice(p.lastIndexOf('/') + 1);
+}
+
+/** Collects layer entries for one COPY/ADD and checks them against the stage. */
+class LayerPlan {
+  readonly entries = new Map<string, LayerEntry>();
+  private readonly links = new Map<string, string>();
+  /** Files to check for readability and (image sources) to extract, per source. */
+  readonly reads = new Map<SourceFs, { rel: string; stat: SourceStat }[]>();
+
+  constructor(
+    private readonly target: ImageFs,
+    private readonly owner: Owner | undefined,
+    private readonly chmod: ChmodFn | undefined,
+    private readonly now: number,
+    private readonly fail: (msg: string, hint: string, code?: string) => OcistackError,
+  ) {}
+
+  /** Make sure every component of `dir` is a directory: existing ones keep their metadata, missing ones are created. */
+  ensureDir(dir: string): void {
+    let cur = '';
+    for (const part of dir.split('/').filter(Boolean)) {
+      cur += '/' + part;
+      const planned = this.entries.get(cur);
+      if (planned) {
+        if (planned.type !== 'dir') throw this.notADir(cur);
+        continue;
+      }
+      const node = this.target.lstat(cur);
+      if (node && node.type !== 'dir') {
+        if (node.type === 'symlink') {
+          // Only reachable when the caller did not resolve; resolve now.
+          const real = this.target.resolve(cur, true);
+          if (this.target.stat(real)?.type === 'dir') continue;
+        }
+        throw this.notADir(cur);
+      }
+      if (node) this.entries.set(cur, { path: cur, type: 'dir', mode: node.mode, uid: node.uid, gid: node.gid, mtime: node.mtime, ...(node.xattrs ? { xattrs: node.xattrs } : {}) });
+      else this.entries.set(cur, { path: cur, type: 'dir', mode: 0o755, uid: this.owner?.uid ?? 0, gid: this.owner?.gid ?? 0, mtime: this.now });
+    }
+  }
+
+  private notADir(p: string): OcistackError {
+    return this.fail(`destination ${p} is not a directory in the image`, `copy to a path below a directory, or remove the file at ${p} first`, 'COPY_DEST');
+  }
+
+  /** Resolve a destination through the stage's symlinks (parents always, the last component when `followFinal`). */
+  resolve(p: string, followFinal: boolean): string {
+    return this.target.resolve(p, followFinal);
+  }
+
+  /** Add one source entry at `dest` (already resolved). */
+  add(src: SourceFs, rel: string, stat: SourceStat, dest: string): void {
+    if (dest === '/') {
+      if (stat.type !== 'dir') throw this.fail('cannot copy a file onto the root directory', 'give the destination a file name, or end it with /', 'COPY_DEST');
+      return;
+    }
+    this.ensureDir(parentOf(dest));
+    const owner = this.owner ?? (src.kind === 'image' ? { uid: stat.uid, gid: stat.gid } : { uid: 0, gid: 0 });
+    const mode = stat.type === 'symlink' ? 0o777 : this.chmod ? this.chmod(stat.mode, stat.type === 'dir') : stat.mode;
+    const base = { path: dest, mode, uid: owner.uid, gid: owner.gid, mtime: stat.mtime, ...(stat.xattrs ? { xattrs: stat.xattrs } : {}) };
+    if (stat.type === 'dir') {
+      this.entries.set(dest, { ...base, type: 'dir' });
+      return;
+    }
+    if (stat.type === 'symlink') {
+      this.entries.set(dest, { ...base, type: 'symlink', linkTarget: stat.linkTarget ?? '' });
+      return;
+    }
+    if (stat.type !== 'file') return;
+    const existing = this.target.lstat(dest);
+    if (existing?.type === 'dir' && !this.entries.has(dest)) {
+      throw this.fail(`cannot copy file ${rel || '.'} over directory ${dest}`, 'end the destination with / to copy into the directory', 'COPY_DEST');
+    }
+    if (stat.nlink > 1) {
+      const first = this.links.get(stat.inode);
+      if (first && first !== dest) {
+        this.entries.set(dest, { ...base, type: 'hardlink', linkTarget: first });
+        return;
+      }
+      this.links.set(stat.inode, dest);
+    }
+    this.entries.set(dest, { ...base, type: 'file', size: stat.size, content: src.content(rel, stat) });
+    let list = this.reads.get(src);
+    if (!list) this.reads.set(src, (list = []));
+    list.push({ rel, stat });
+  }
+
+  addBytes(dest: string, data: Buffer | { file: string; size: number }, mode: number, mtime: number): void {
+    this.ensureDir(parentOf(dest));
+    const existing = this.target.lstat(dest);
+    if (existing?.type === 'dir') throw this.fail(`cannot write file over directory ${dest}`, 'end the destination with / to copy into the directory', 'COPY_DEST');
+    const content = Buffer.isBuffer(data) ? () => (async function* () { yield data; })() : () => createReadStream(data.file);
+    const size = Buffer.isBuffer(data) ? data.length : data.size;
+    this.entries.set(dest, {
+      path: dest,
+      type: 'file',
+      mode: this.chmod ? this.chmod(mode, false) : mode,
+      uid: this.owner?.uid ?? 0,
+      gid: this.owner?.gid ?? 0,
+      mtime,
+      size,
+      content,
+    });
+  }
+}
+
+/**
+ * Build the layer of one COPY or ADD instruction.
+ * @throws OcistackError naming `location` for every bad source, destination, owner or download.
+ */
+export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
+  const ins = opts.instruction;
+  const loc = opts.location;
+  const word = ins.kind.toUpperCase();
+  const fail = (message: string, hint: string, code = 'COPY_SOURCE') => new OcistackError(message, { code, hint, location: loc });
+  const now = opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
+  // --link layers do not depend on what is below them: resolve against an empty image.
+  const target = ins.link ? new ImageFs(opts.store, [], { ...EMPTY_DIR, children: new Map() }) : opts.target;
+  const owner = ins.chown ? await resolveChown(ins.chown, opts.target, loc) : undefined;
+  const chmod = ins.chmod ? parseChmod(ins.chmod, loc) : undefined;
+  if (ins.checksum !== undefined && (ins.kind !== 'add' || !ins.sources.every(isHttpUrl))) {
+    throw fail('--checksum is only supported for ADD of http(s) URLs', 'remove --checksum, or use it with ADD <url>', 'USAGE');
+  }
+  const src: SourceFs = opts.from ? new ImageSourceFs(opts.from) : new ContextSourceFs(opts.context);
+  const exclude = ins.exclude.length ? new IgnoreMatcher(ins.exclude, '--exclude') : undefined;
+
+  await fsp.mkdir(path.join(opts.store.root, 'tmp'), { recursive: true });
+  const tmpDir = await fsp.mkdtemp(path.join(opts.store.root, 'tmp', 'copy-'));
+  try {
+    // 1. Expand the sources.
+    const items: Item[] = [];
+    const heredocs = new Map(ins.heredocs.map((h) => [h.name, h]));
+    for (const source of ins.sources) {
+      const hd = /^<<-?["']?([^"']+)["']?$/.exec(source);
+      if (hd && heredocs.has(hd[1]!)) {
+        items.push({ kind: 'bytes', name: hd[1]!, data: Buffer.from(heredocs.get(hd[1]!)!.content, 'utf8') });
+        continue;
+      }
+      if (isGitUrl(source)) {
+        throw fail(`${word} from a git repository (${source}) is not supported yet`, 'clone the repository into the build context and COPY it, or download an archive URL with ADD');
+      }
+      if (isHttpUrl(source)) {
+        if (ins.kind !== 'add') throw fail(`COPY cannot download URLs (${source})`, 'use ADD for URLs, or download the file into the build context', 'COPY_SOURCE');
+        const d = await downloadUrl(source, tmpDir, ins.checksum, loc);
+        items.push({ kind: 'download', url: source, ...d });
+        continue;
+      }
+      items.push(...(await expandSource(src, source, ins.parents, exclude, fail)));
+    }
+    if (items.length === 0 && ins.sources.length === 0) throw fail(`${word} needs at least one source and a destination`, `write ${word} <src>... <dest>`, 'USAGE');
+
+    // 2. Where do they go?
+    const destWord = ins.dest;
+    const destIsDir = destWord.endsWith('/') || destWord === '.' || destWord.endsWith('/.') || destWord === '..' || destWord.endsWith('/..');
+    if (items.length > 1 && !destIsDir) {
+      throw fail(`when ${word} has more than one source file, the destination must be a directory and end with a / ("${destWord}")`, `write the destination as "${destWord}/"`, 'COPY_DEST');
+    }
+    const destAbs = destWord.startsWith('/') ? cleanPath(destWord) : posixJoin(opts.workdir || '/', destWord);
+    const plan = new LayerPlan(target, owner, chmod, now, (m, h, c) => fail(m, h, c ?? 'COPY_DEST'));
+
+    for (const item of items) {
+      if (item.kind === 'bytes' || item.kind === 'download') {
+        const file = fileDest(plan, target, destAbs, destIsDir, item.name);
+        if (item.kind === 'bytes') plan.addBytes(file, item.data, 0o644, now);
+        // Downloaded files are 0600, dated by Last-Modified, as Docker does.
+        else plan.addBytes(file, { file: item.file, size: item.size }, 0o600, item.mtime ?? now);
+        continue;
+      }
+      const { rel, stat } = item;
+      const baseDest = item.parents !== undefined ? posixJoin(destAbs, item.parents) : destAbs;
+      if (stat.type === 'dir') {
+        const dir = plan.resolve(baseDest, true);
+        plan.ensureDir(dir);
+        for await (const child of src.walk(rel)) {
+          const sub = rel === '' ? child.rel : child.rel.slice(rel.length + 1);
+          if (exclude?.excludes(sub)) continue;
+          const dest = plan.resolve(posixJoin(dir, sub), child.stat.type === 'dir');
+          plan.add(src, child.rel, child.stat, dest);
+        }
+        continue;
+      }
+      if (ins.kind === 'add' && src.kind === 'context' && stat.type === 'file') {
+        const archive = await readArchive(path.join(opts.context.dir, rel), rel, tmpDir, loc).catch((e: unknown) => {
+          if (e instanceof OcistackError) throw e;
+          throw contextError(rel, e, loc);
+        });
+        if (archive) {
+          const dir = plan.resolve(baseDest, true);
+          plan.ensureDir(dir);
+          for (const ae of archive) {
+            const dest = plan.resolve(posixJoin(dir, ae.rel), ae.stat.type === 'dir');
+            const archiveSrc = archiveSourceFs(ae.file);
+            // Archive members keep their own owners unless --chown says otherwise.
+            plan.add(archiveSrc, ae.rel, ae.stat, dest);
+          }
+          continue;
+        }
+      }
+      const dest = item.parents !== undefined ? plan.resolve(posixJoin(baseDest, item.name), false) : fileDest(plan, target, destAbs, destIsDir, item.name);
+      plan.add(src, rel, stat, dest);
+    }
+
+    // 3. Fail now, not halfway through the layer, on unreadable files.
+    for (const [s, files] of plan.reads) {
+      if (s.kind === 'context') {
+        for (const f of files) {
+          try {
+            await s.checkReadable(f.rel);
+          } catch (e) {
+            throw contextError(f.rel, e, loc);
+          }
+        }
+      } else await s.prepare(files, tmpDir);
+    }
+
+    // 4. Write it.
+    try {
+      return await writeLayer(plan.entries.values(), { store: opts.store, sourceDateEpoch: opts.sourceDateEpoch });
+    } catch (e) {
+      if (e instanceof OcistackError && !e.location) throw new OcistackError(e.message, { code: e.code, hint: e.hint, location: loc, cause: e });
+      if (!(e instanceof OcistackError)) throw new OcistackError(`${word} failed: ${(e as Error).message}`, { code: 'COPY_WRITE', location: loc, hint: 'check the source files are readable and not changing during the build', cause: e });
+      throw e;
+    }
+  } finally {
+    await fsp.rm(tmpDir, { recursive: true, force: true });
+  }
+}
+
+function contextError(rel: string, e: unknown, loc: SourceLocation): OcistackError {
+  const c = contextReadError(rel, e);
+  return new OcistackError(c.message, { code: c.code, hint: c.hint, location: loc, cause: e });
+}
+
+/** Where a single file named `name` goes for destination `destAbs`. */
+function fileDest(plan: LayerPlan, target: ImageFs, destAbs: string, destIsDir: boolean, name: string): string {
+  if (destIsDir) return plan.resolve(posixJoin(destAbs, name), false);
+  const resolved = plan.resolve(destAbs, false);
+  // An existing directory (or symlink to one) receives the file inside it.
+  if (resolved !== '/' && target.stat(resolved)?.type === 'dir') return plan.resolve(posixJoin(target.resolve(resolved, true), name), false);
+  return resolved;
+}
+
+/** A SourceFs over files unpacked from an ADD archive. */
+function archiveSourceFs(file: string | undefined): SourceFs {
+  return {
+    kind: 'image',
+    lstat: async () => undefined,
+    resolve: async (r) => r,
+    readdir: async () => [],
+    walk: async function* () {},
+    prepare: async () => {},
+    content: () => () => createReadStream(file!),
+    checkReadable: async () => {},
+  };
+}
+
+/**
+ * Expand one source word into the entries it names: a path, or every match
+ * of a wildcard. Sources are relative to the context root (or the `--from`
+ * root); climbing above it is an error.
+ */
+async function expandSource(
+  src: SourceFs,
+  word: string,
+  parents: boolean,
+  exclude: IgnoreMatcher | undefined,
+  fail: (m: string, h: string, c?: string) => OcistackError,
+): Promise<Item[]> {
+  const where = src.kind === 'context' ? 'the build context' : 'the --from stage or image';
+  // `--parents` keeps the path below an optional `/./` pivot.
+  let pivot = '';
+  let pattern = word;
+  if (parents) {
+    const i = word.indexOf('/./');
+    if (i >= 0) {
+      pivot = normalizeContextPath(word.slice(0, i)) ?? '';
+      pattern = word.slice(0, i) + '/' + word.slice(i + 3);
+    }
+  }
+  const rel = normalizeContextPath(pattern);
+  if (rel === undefined) {
+    throw fail(`source "${word}" is outside ${where}`, 'sources are relative to the build context root and cannot use .. to leave it; move the file into the context', 'COPY_SOURCE');
+  }
+  let matches: string[];
+  if (hasWildcard(rel)) {
+    matches = await glob(src, rel);
+    if (exclude) matches = matches.filter((m) => !exclude.excludes(m));
+    if (matches.length === 0) {
+      throw fail(`source "${word}" matches no files in ${where}`, src.kind === 'context' ? 'check the pattern, and that .dockerignore does not exclude the files' : 'check the pattern and the --from stage', 'COPY_SOURCE');
+    }
+  } else matches = [rel];
+  const items: Item[] = [];
+  for (const m of matches) {
+    let real: string;
+    try {
+      real = await src.resolve(m, true);
+    } catch (e) {
+      if (e instanceof OcistackError) throw fail(e.message, e.hint ?? '', e.code);
+      throw e;
+    }
+    const stat = await src.lstat(real);
+    if (!stat || stat.type === 'other') {
+      const excluded = src.kind === 'context' && (src as ContextSourceFs).context.excluded(m);
+      throw fail(
+        `source "${m === '' ? '.' : m}" ${excluded ? 'is excluded by .dockerignore' : `does not exist in ${where}`}`,
+        excluded ? 'remove the matching pattern from .dockerignore, or add a ! exception for it' : src.kind === 'context' ? 'check the path is relative to the build context directory' : 'check the path exists in the --from stage or image',
+        'COPY_SOURCE',
+      );
+    }
+    const name = m === '' ? '' : baseOf(m);
+    const item: Item = { kind: 'node', src, rel: real, stat, name };
+    if (parents) {
+      const kept = pivot && m.startsWith(pivot + '/') ? m.slice(pivot.length + 1) : m;
+      item.parents = stat.type === 'dir' ? kept : parentOf('/' + kept).slice(1);
+    }
+    items.push(item);
+  }
+  return items;
+}
+
+/** Match a wildcard path segment by segment (Go filepath.Match per segment), results in byte order. */
+async function glob(src: SourceFs, rel: string): Promise<string[]> {
+  let prefixes = [''];
+  for (const seg of rel.split('/')) {
+    const next: string[] = [];
+    for (const p of prefixes) {
+      if (!hasWildcard(seg)) {
+        next.push(p === '' ? seg : `${p}/${seg}`);
+        continue;
+      }
+      const re = compileSegment(seg);
+      const real = await src.resolve(p, true);
+      const st = await src.lstat(real);
+      if (!st || st.type !== 'dir') continue;
+      for (const name of await src.readdir(real)) {
+        if (!re.test(name)) continue;
+        // Check existence (and .dockerignore) on the resolved parent, never through a link out of the root.
+        if (await src.lstat(real === '' ? name : `${real}/${name}`)) next.push(p === '' ? name : `${p}/${name}`);
+      }
+    }
+    prefixes = next;
+  }
+  const out: string[] = [];
+  for (const p of prefixes) if (await src.lstat(await src.resolve(p, false))) out.push(p);
+  return out.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}

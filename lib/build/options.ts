@@ -1,0 +1,48 @@
+import type { Digest, Descriptor } from '../image/types.js';
+import type { Executor } from '../executor/types.js';
+import type { ProgressListener } from '../progress/events.js';
+import type { RegistryOptions } from '../registry/types.js';
+import type { Diagnostic } from '../dockerfile/types.js';
+
+/** Where a finished image goes besides (or instead of) a registry. */
+export type BuildOutput = { type: 'oci'; dest: string };
+
+export interface BuildOptions {
+  /** Build context directory. */
+  context: string;
+  /** Dockerfile path (default `<context>/Dockerfile`); relative paths are taken from the process cwd. */
+  dockerfile?: string;
+  /** Dockerfile text, for embedders that have no file; `dockerfile` then only names it in errors. */
+  dockerfileText?: string;
+  /** Full references (`host/owner/image:tag`). Pushed with `push`; the first names the OCI layout entry. */
+  tags?: string[];
+  buildArgs?: Record<string, string>;
+  target?: string;
+  /** Target platform (default: this machine's linux platform). */
+  platform?: string;
+  /** Push every tag after a successful build. */
+  push?: boolean;
+  outputs?: BuildOutput[];
+  registry?: RegistryOptions;
+  /** Blob cache directory (default `$OCISTACK_CACHE_DIR` or `~/.cache/ocistack`). */
+  cacheDir?: string;
+  /** Clamp every timestamp (layers, config, history) to this time, seconds since epoch. */
+  sourceDateEpoch?: number;
+  /** Runs RUN steps. Default: none, and a RUN fails with a clear error. */
+  executor?: Executor;
+  onProgress?: ProgressListener;
+  /** Environment for SOURCE_DATE_EPOCH and registry credentials (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface BuildResult {
+  /** Digest of the image manifest (what the registry serves for the tags). */
+  manifestDigest: Digest;
+  configDigest: Digest;
+  manifest: Descriptor;
+  layers: Descriptor[];
+  tags: string[];
+  /** References pushed (empty unless `push`). */
+  pushed: string[];
+  warnings: Diagnostic[];
+}

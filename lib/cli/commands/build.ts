@@ -1,0 +1,121 @@
+/**
+ * `ocistack build [CONTEXT]`: flags named like `docker build` / `buildah bud`.
+ * Parses flags into BuildOptions, runs build(), prints the manifest digest on
+ * stdout and progress on stderr.
+ */
+import * as path from 'node:path';
+import { UsageError } from '../../errors.js';
+import { build } from '../../build/build.js';
+import type { BuildOutput } from '../../build/options.js';
+import { parseEpoch } from '../../build/time.js';
+import { createRenderer, progressModes, type ProgressMode } from '../../progress/render.js';
+import { flagBool, flagList, flagString, parseArgs, parseKeyValues, type FlagSpec } from '../args.js';
+import { registryFlagSpecs, registryOptionsFromFlags } from '../registry-flags.js';
+import type { CliCommand, CliIO } from '../types.js';
+import { writeFileAtomic } from '../write-file.js';
+
+const specs: FlagSpec[] = [
+  { name: 'file', short: 'f', type: 'string' },
+  { name: 'tag', short: 't', type: 'list' },
+  { name: 'build-arg', type: 'list' },
+  { name: 'target', type: 'string' },
+  { name: 'platform', type: 'string' },
+  { name: 'push', type: 'boolean' },
+  { name: 'output', short: 'o', type: 'list' },
+  { name: 'digest-file', type: 'string' },
+  { name: 'progress', type: 'string' },
+  { name: 'source-date-epoch', type: 'string' },
+  { name: 'cache-dir', type: 'string' },
+  ...registryFlagSpecs,
+];
+
+const help = `Usage: ocistack build [OPTIONS] [CONTEXT]
+
+Build an image from a Dockerfile. CONTEXT is a directory (default ".").
+The manifest digest is printed on stdout; progress goes to stderr.
+
+Options:
+  -f, --file FILE            Dockerfile (default CONTEXT/Dockerfile)
+  -t, --tag REF              name the image, e.g. gitea.cnoe.localtest.me:8443/giteaadmin/app:1 (repeatable)
+      --build-arg K=V        set a build argument (repeatable; K alone takes it from the environment)
+      --target STAGE         build this stage instead of the last one
+      --platform OS/ARCH     target platform (default: this machine)
+      --push                 push every tag after a successful build
+  -o, --output type=oci,dest=DIR
+                             also write the image to an OCI image layout directory
+      --digest-file FILE     write the manifest digest (sha256:...) to FILE
+      --progress MODE        auto, plain, json or quiet (default auto)
+      --source-date-epoch N  clamp all timestamps to N (also read from $SOURCE_DATE_EPOCH)
+      --cache-dir DIR        blob cache (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)
+      --insecure             skip TLS verification for the registries of the tags (not for base images elsewhere)
+      --ca-file FILE         trust the CA certificates in this PEM file
+      --cert-dir DIR         certs.d-style directory: DIR/HOST:PORT/ca.crt
+      --creds USER[:PASS]    registry credentials (PASS asked on stdin when missing)
+  -h, --help                 show this help
+
+Exit status: 0 built (and pushed), 1 build or push failed, 2 usage error.
+`;
+
+export function parseOutput(spec: string): BuildOutput {
+  const fields = new Map<string, string>();
+  for (const part of spec.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--output "${spec}": "${part}" is not KEY=VALUE`, 'write --output type=oci,dest=DIR');
+    fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
+  }
+  const type = fields.get('type');
+  const dest = fields.get('dest');
+  if (type !== 'oci') throw new UsageError(`--output type "${type ?? ''}" is not supported`, 'use --output type=oci,dest=DIR');
+  if (!dest) throw new UsageError(`--output "${spec}" has no dest`, 'write --output type=oci,dest=DIR');
+  for (const k of fields.keys()) {
+    if (k !== 'type' && k !== 'dest') throw new UsageError(`--output key "${k}" is not supported`, 'the keys are type and dest');
+  }
+  return { type: 'oci', dest };
+}
+
+export const command: CliCommand = {
+  name: 'build',
+  summary: 'Build an image from a Dockerfile',
+  help,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const p = parseArgs(argv, specs, 'build');
+    if (p.positionals.length > 1) {
+      throw new UsageError(`build takes one context directory, got ${p.positionals.length}: ${p.positionals.join(' ')}`, 'put flags before or after the context; see "ocistack build --help"');
+    }
+    const mode = (flagString(p, 'progress') ?? 'auto') as ProgressMode;
+    if (!progressModes().includes(mode)) {
+      throw new UsageError(`--progress "${mode}" is not a progress mode`, `use one of ${progressModes().join(', ')}`);
+    }
+    const context = path.resolve(io.cwd, p.positionals[0] ?? '.');
+    const file = flagString(p, 'file');
+    const tags = flagList(p, 'tag');
+    const push = flagBool(p, 'push');
+    if (push && tags.length === 0) throw new UsageError('--push needs at least one -t REF', 'add -t REGISTRY/OWNER/IMAGE:TAG');
+    const epoch = flagString(p, 'source-date-epoch');
+    const onProgress = createRenderer(mode, io.stderr);
+    const registry = await registryOptionsFromFlags(p, { targets: tags, io });
+
+    const result = await build({
+      context,
+      dockerfile: file !== undefined ? path.resolve(io.cwd, file) : undefined,
+      tags,
+      buildArgs: parseKeyValues(flagList(p, 'build-arg'), 'build-arg', io.env),
+      target: flagString(p, 'target'),
+      platform: flagString(p, 'platform'),
+      push,
+      outputs: flagList(p, 'output').map(parseOutput).map((o) => ({ ...o, dest: path.resolve(io.cwd, o.dest) })),
+      registry: { ...registry, onProgress },
+      cacheDir: flagString(p, 'cache-dir'),
+      sourceDateEpoch: epoch !== undefined ? parseEpoch(epoch, '--source-date-epoch') : undefined,
+      onProgress,
+      env: io.env,
+    });
+
+    const digestFile = flagString(p, 'digest-file');
+    if (digestFile) await writeFileAtomic(path.resolve(io.cwd, digestFile), `${result.manifestDigest}\n`);
+    for (const ref of result.pushed) onProgress({ type: 'info', message: `pushed ${ref}@${result.manifestDigest}` });
+    io.stdout.write(`${result.manifestDigest}\n`);
+    return 0;
+  },
+};
+

@@ -1,0 +1,64 @@
+/**
+ * The `ocistack` command: dispatch to lib/cli/commands/*, print errors the
+ * same way for all of them, and map them to exit codes (1 failure, 2 usage).
+ */
+import { isOcistackError } from '../errors.js';
+import type { CliCommand, CliIO } from './types.js';
+import { commands } from './commands/index.js';
+
+const VERSION = '0.1.0';
+
+function topHelp(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'Usage: ocistack COMMAND [OPTIONS]',
+    '',
+    'Build OCI images from Dockerfiles without a daemon, and push them to registries',
+    "such as IDPBuilder's Gitea.",
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run "ocistack COMMAND --help" for a command\'s options.',
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<number> {
+  const fullIo: CliIO = {
+    stdout: io.stdout ?? process.stdout,
+    stderr: io.stderr ?? process.stderr,
+    stdin: io.stdin ?? process.stdin,
+    env: io.env ?? process.env,
+    cwd: io.cwd ?? process.cwd(),
+  };
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    fullIo.stdout.write(topHelp());
+    return name ? 0 : 2;
+  }
+  if (name === '--version' || name === 'version') {
+    fullIo.stdout.write(`ocistack ${VERSION}\n`);
+    return 0;
+  }
+  const cmd: CliCommand | undefined = commands.find((c) => c.name === name);
+  if (!cmd) {
+    fullIo.stderr.write(`error: unknown command "${name}"\nhint: commands are ${commands.map((c) => c.name).join(', ')}\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    fullIo.stdout.write(cmd.help.endsWith('\n') ? cmd.help : `${cmd.help}\n`);
+    return 0;
+  }
+  try {
+    return await cmd.run(rest, fullIo);
+  } catch (e) {
+    if (isOcistackError(e)) {
+      fullIo.stderr.write(`error: ${e.format()}\n`);
+      return e.exitCode;
+    }
+    const msg = e instanceof Error ? e.stack ?? e.message : String(e);
+    fullIo.stderr.write(`error: internal error: ${msg}\nhint: this is a bug in ocistack; please report it with the command you ran\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The one seam through which the build reads its context: a directory on
+ * disk today (node:fs), something else later (a tarball, a git checkout, a
+ * remote session). Paths are context-relative, slash-separated, without a
+ * leading slash; `''` is the context root. Nothing here follows a symlink out
+ * of the context: `lstat` never follows, and `resolve` walks symlinks with the
+ * context root as `/`.
+ */
+import { createReadStream } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { OcistackError } from '../errors.js';
+import { cleanPath } from './ignore.js';
+
+export type ContextEntryType = 'file' | 'dir' | 'symlink' | 'socket' | 'device' | 'fifo';
+
+/** What the build needs to know about one context entry. */
+export interface ContextStat {
+  type: ContextEntryType;
+  /** Permission bits plus setuid/setgid/sticky. */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Seconds since epoch (fractions dropped, as tar stores them). */
+  mtime: number;
+  /** Hard-link identity: same `inode` key and nlink > 1 means one file. */
+  inode: string;
+  nlink: number;
+}
+
+export interface ContextSource {
+  /** Human-readable location, for messages. */
+  readonly description: string;
+  /** Stat without following a final symlink; undefined when the path does not exist. */
+  lstat(rel: string): Promise<ContextStat | undefined>;
+  /** Entry names of a directory, sorted by code unit. */
+  readdir(rel: string): Promise<string[]>;
+  readlink(rel: string): Promise<string>;
+  /** The bytes of a regular file. */
+  open(rel: string): NodeJS.ReadableStream;
+  /** Throws if the file cannot be read (permissions), so errors surface before a layer is written. */
+  checkReadable(rel: string): Promise<void>;
+}
+
+/**
+ * Normalise a context path: slash-separated, no leading `/`, no `.`/`..`
+ * segments. Returns undefined when the path climbs above the context root.
+ */
+export function normalizeContextPath(p: string): string | undefined {
+  const c = cleanPath(p.replace(/\\/g, '/'));
+  if (c === '..' || c.startsWith('../')) return undefined;
+  if (c === '.' || c === '/') return '';
+  return c.startsWith('/') ? c.slice(1) : c;
+}
+
+/** A context directory on the local file system. */
+export class FsContextSource implements ContextSource {
+  readonly root: string;
+  readonly description: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.description = this.root;
+  }
+
+  private abs(rel: string): string {
+    return rel === '' ? this.root : path.join(this.root, ...rel.split('/'));
+  }
+
+  async lstat(rel: string): Promise<ContextStat | undefined> {
+    let st;
+    try {
+      st = await fsp.lstat(this.abs(rel), { bigint: true });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw e;
+    }
+    const type: ContextEntryType = st.isFile()
+      ? 'file'
+      : st.isDirectory()
+        ? 'dir'
+        : st.isSymbolicLink()
+          ? 'symlink'
+          : st.isSocket()
+            ? 'socket'
+            : st.isFIFO()
+              ? 'fifo'
+              : 'device';
+    return {
+      type,
+      mode: Number(st.mode & 0o7777n),
+      uid: Number(st.uid),
+      gid: Number(st.gid),
+      size: type === 'file' ? Number(st.size) : 0,
+      mtime: Number(st.mtimeMs / 1000n),
+      inode: `${st.dev}:${st.ino}`,
+      nlink: Number(st.nlink),
+    };
+  }
+
+  async readdir(rel: string): Promise<string[]> {
+    const names = await fsp.readdir(this.abs(rel));
+    return names.sort(compareCodeUnits);
+  }
+
+  async readlink(rel: string): Promise<string> {
+    return fsp.readlink(this.abs(rel));
+  }
+
+  open(rel: string): NodeJS.ReadableStream {
+    return createReadStream(this.abs(rel));
+  }
+
+  async checkReadable(rel: string): Promise<void> {
+    const fh = await fsp.open(this.abs(rel), 'r');
+    await fh.close();
+  }
+}
+
+/** Byte-order comparison (Go's sort of strings), not locale order. */
+export function compareCodeUnits(a: string, b: string): number {
+  const ba = Buffer.from(a);
+  const bb = Buffer.from(b);
+  return Buffer.compare(ba, bb);
+}
+
+/** Wrap an fs error on a context path into an OcistackError that names it. */
+export function contextReadError(rel: string, e: unknown): OcistackError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const what = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (e as Error).message;
+  return new OcistackError(`cannot read "${rel || '.'}" in the build context: ${what}`, {
+    code: 'CONTEXT_READ',
+    hint: code === 'EACCES' || code === 'EPERM' ? `make "${rel}" readable, or list it in .dockerignore` : 'check the file exists and is readable',
+    cause: e,
+  });
+}

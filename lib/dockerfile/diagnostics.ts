@@ -1,0 +1,52 @@
+/**
+ * Error construction for the Dockerfile front end: every failure is an
+ * OcistackError naming file:line(:column) and carrying a hint.
+ */
+import { OcistackError, type SourceLocation } from '../errors.js';
+
+/** A syntax or semantic error in a Dockerfile (code `DOCKERFILE_SYNTAX`). */
+export function syntaxError(message: string, location: SourceLocation, hint?: string): OcistackError {
+  return new OcistackError(message, { code: 'DOCKERFILE_SYNTAX', location, hint });
+}
+
+/** Levenshtein distance, for did-you-mean hints. */
+export function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}
+
+/** The closest candidate to `word` (case-insensitive), if it is close enough to be a typo. */
+export function closest(word: string, candidates: string[]): string | undefined {
+  const w = word.toLowerCase();
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const d = editDistance(w, c.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  if (best === undefined) return undefined;
+  return bestD <= Math.max(1, Math.floor(w.length / 3)) ? best : undefined;
+}
+
+/** The offending instruction text for a message: first line, at most 80 characters. */
+export function excerpt(text: string): string {
+  const first = text.trim().split('\n')[0]!;
+  return first.length > 80 ? first.slice(0, 77) + '...' : first;
+}
+
+/** An error about one instruction: the message names the offending text. */
+export function instructionError(message: string, original: string, location: SourceLocation, hint: string): OcistackError {
+  return syntaxError(`${message} (in: ${excerpt(original)})`, location, hint);
+}

@@ -1,0 +1,339 @@
+/**
+ * Per-stage evaluation: expands an instruction's words the way BuildKit's
+ * dispatchers do (which instructions and which arguments), updates the
+ * {@link StageState} (ENV, ARG, WORKDIR, SHELL, USER) and returns the
+ * resolved instruction with its BuildKit-style history line.
+ */
+import path from 'node:path';
+import type { ContainerConfig, HealthConfig, ImageConfig } from '../image/types.js';
+import type { SourceLocation } from '../errors.js';
+import type { Dispatched, Instruction, ResolvedInstruction, Stage, StageState } from './types.js';
+import { ShellLex, ShellLexError, type EnvLookup } from './lex.js';
+import { instructionError, syntaxError } from './diagnostics.js';
+import { goList, goQuoteList } from './gosyntax.js';
+import { formatGoDuration, parseGoDuration } from './duration.js';
+import { parseExposePort } from './expose.js';
+import { platformArgs, PROXY_ARGS } from './platform.js';
+import { parseDockerfile } from './parser.js';
+import { toInstruction } from './instructions.js';
+
+/** PATH BuildKit gives a stage whose base image sets none (Linux). */
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface NewStageStateOptions {
+  /** The base image's config (full image config or just its `config` part). */
+  baseConfig?: ImageConfig | ContainerConfig;
+  /** Base ENV; overrides baseConfig's. */
+  baseEnv?: string[];
+  workdir?: string;
+  user?: string;
+  shell?: string[];
+  buildArgs?: Record<string, string>;
+  /** Global ARGs from the plan. */
+  globalArgs?: Record<string, string | undefined>;
+  /** Target platform for the automatic platform ARGs (default: this machine). */
+  platform?: string;
+  escape?: '\\' | '`';
+  /** The stage being built (supplies the file's escape token). */
+  stage?: Stage;
+}
+
+/**
+ * Starting state of a stage. Like BuildKit, a PATH is added to the env when
+ * the base image has none (the engine should put it in the image config too).
+ */
+export function newStageState(opts: NewStageStateOptions = {}): StageState {
+  const cc: ContainerConfig | undefined = opts.baseConfig
+    ? 'config' in opts.baseConfig || 'rootfs' in opts.baseConfig || 'architecture' in opts.baseConfig
+      ? (opts.baseConfig as ImageConfig).config ?? undefined
+      : (opts.baseConfig as ContainerConfig)
+    : undefined;
+  const env = [...(opts.baseEnv ?? cc?.Env ?? [])];
+  if (!env.some((e) => e.startsWith('PATH='))) env.push(`PATH=${DEFAULT_PATH}`);
+  const globalArgs: Record<string, string | undefined> = { ...platformArgs(opts.platform), ...(opts.globalArgs ?? {}) };
+  return {
+    env,
+    args: new Map(),
+    shell: [...(opts.shell ?? (cc?.Shell?.length ? cc.Shell : ['/bin/sh', '-c']))],
+    workdir: opts.workdir ?? (cc?.WorkingDir || '/'),
+    user: opts.user ?? cc?.User ?? '',
+    escape: opts.escape ?? opts.stage?.escape ?? '\\',
+    buildArgs: { ...(opts.buildArgs ?? {}) },
+    globalArgs,
+    declaredArgs: [],
+  };
+}
+
+/** Value of `key` in a `KEY=value` list (last wins), or undefined. */
+function envGet(env: string[], key: string): string | undefined {
+  for (let i = env.length - 1; i >= 0; i--) {
+    const e = env[i]!;
+    const eq = e.indexOf('=');
+    if ((eq < 0 ? e : e.slice(0, eq)) === key) return eq < 0 ? '' : e.slice(eq + 1);
+  }
+  return undefined;
+}
+
+/** Sets `key` in a `KEY=value` list in place (BuildKit addEnv keeps the position). */
+function envSet(env: string[], key: string, value: string): void {
+  for (let i = 0; i < env.length; i++) {
+    const e = env[i]!;
+    const eq = e.indexOf('=');
+    if ((eq < 0 ? e : e.slice(0, eq)) === key) {
+      env[i] = `${key}=${value}`;
+      return;
+    }
+  }
+  env.push(`${key}=${value}`);
+}
+
+/** What words are expanded against: ENV wins over ARG. */
+export function expansionEnv(state: StageState): EnvLookup {
+  return {
+    get: (k) => {
+      const v = envGet(state.env, k);
+      return v !== undefined ? v : state.args.get(k);
+    },
+  };
+}
+
+/**
+ * The environment of a RUN: declared ARGs with a value, the image ENV (which
+ * wins), and the predefined proxy ARGs given with --build-arg.
+ */
+export function runEnv(state: StageState): string[] {
+  const out: string[] = [];
+  for (const k of PROXY_ARGS) {
+    const v = state.buildArgs?.[k];
+    if (v !== undefined && !state.args.has(k)) envSet(out, k, v);
+  }
+  for (const [k, v] of state.args) if (v !== undefined) envSet(out, k, v);
+  for (const e of state.env) {
+    const eq = e.indexOf('=');
+    envSet(out, eq < 0 ? e : e.slice(0, eq), eq < 0 ? '' : e.slice(eq + 1));
+  }
+  return out;
+}
+
+/**
+ * Expands and applies one instruction to `state`.
+ * @throws OcistackError (`DOCKERFILE_SYNTAX`) naming the instruction's line.
+ */
+export function dispatch(instr: Instruction, state: StageState): Dispatched {
+  const lex = new ShellLex({ escapeToken: state.escape });
+  const loc = instr.location;
+  const env = expansionEnv(state);
+  const word = (w: string) => expandAt(lex, w, env, loc, instr.original);
+  const done = (resolved: ResolvedInstruction, createdBy: string, extra: Partial<Dispatched> = {}): Dispatched => ({ resolved, location: loc, createdBy, ...extra });
+
+  switch (instr.kind) {
+    case 'arg': {
+      const out: { name: string; value?: string }[] = [];
+      for (const { name, default: def } of instr.args) {
+        const hasBuildArg = state.buildArgs !== undefined && Object.prototype.hasOwnProperty.call(state.buildArgs, name);
+        let value: string | undefined;
+        if (hasBuildArg) value = state.buildArgs![name];
+        else if (def !== undefined) value = expandAt(lex, def, expansionEnv(state), loc, instr.original);
+        else if (state.globalArgs && state.globalArgs[name] !== undefined) value = state.globalArgs[name];
+        state.args.set(name, value);
+        (state.declaredArgs ??= []).push(value === undefined ? { name } : { name, value });
+        out.push(value === undefined ? { name } : { name, value });
+      }
+      return done({ kind: 'arg', args: out }, 'ARG ' + out.map((a) => (a.value === undefined ? a.name : `${a.name}=${a.value}`)).join(' '));
+    }
+    case 'env': {
+      const pairs: [string, string][] = instr.pairs.map((p) => [word(p.key), word(p.value)]);
+      for (const [k, v] of pairs) envSet(state.env, k, v);
+      return done({ kind: 'env', pairs }, 'ENV ' + pairs.map(([k, v]) => `${k}=${v}`).join(' '));
+    }
+    case 'label': {
+      const pairs: [string, string][] = instr.pairs.map((p) => [word(p.key), word(p.value)]);
+      return done({ kind: 'label', pairs }, 'LABEL ' + pairs.map(([k, v]) => `${k}=${v}`).join(' '));
+    }
+    case 'expose': {
+      const ports: string[] = [];
+      for (const p of instr.ports) {
+        let words: string[];
+        try {
+          words = lex.processWords(p, env);
+        } catch (e) {
+          throw lexFailure(e, loc, instr.original);
+        }
+        for (const w of words) {
+          try {
+            ports.push(...parseExposePort(w));
+          } catch (e) {
+            throw syntaxError((e as Error).message, loc, 'EXPOSE takes PORT[/PROTO] or a range START-END[/PROTO], PROTO tcp, udp or sctp');
+          }
+        }
+      }
+      return done({ kind: 'expose', ports }, `EXPOSE ${goList(ports)}`);
+    }
+    case 'workdir': {
+      const p = word(instr.path);
+      const wd = path.posix.isAbsolute(p) ? path.posix.normalize(p) : path.posix.join('/', state.workdir || '/', p);
+      state.workdir = wd.length > 1 ? wd.replace(/\/+$/, '') : wd;
+      return done({ kind: 'workdir', path: state.workdir }, `WORKDIR ${state.workdir}`);
+    }
+    case 'user': {
+      const u = word(instr.user);
+      state.user = u;
+      return done({ kind: 'user', user: u }, `USER ${u}`);
+    }
+    case 'volume': {
+      const paths = instr.paths.map(word);
+      if (paths.some((p) => p === '')) throw syntaxError('VOLUME specified can not be an empty string', loc, 'check the variables used in VOLUME');
+      return done({ kind: 'volume', paths }, `VOLUME ${goList(paths)}`);
+    }
+    case 'stopsignal': {
+      const sig = word(instr.signal);
+      if (!isSignal(sig)) throw syntaxError(`Invalid signal: ${sig}`, loc, 'STOPSIGNAL takes a signal name like SIGTERM or a number like 9');
+      return done({ kind: 'stopsignal', signal: sig }, `STOPSIGNAL ${sig}`);
+    }
+    case 'maintainer':
+      return done({ kind: 'maintainer', name: instr.name }, `MAINTAINER ${instr.name}`);
+    case 'onbuild':
+      return done({ kind: 'onbuild', trigger: instr.trigger }, `ONBUILD ${instr.trigger}`, { noHistory: true });
+    case 'shell':
+      state.shell = [...instr.shell];
+      return done({ kind: 'shell', shell: [...instr.shell] }, `SHELL ${goList(instr.shell)}`);
+    case 'cmd':
+    case 'entrypoint': {
+      const args = instr.shellForm && instr.args.length ? [...state.shell, instr.args[0]!] : [...instr.args];
+      const upper = instr.kind.toUpperCase();
+      const resolved: ResolvedInstruction = instr.kind === 'cmd' ? { kind: 'cmd', cmd: args } : { kind: 'entrypoint', entrypoint: args };
+      return done(resolved, `${upper} ${goQuoteList(args)}`);
+    }
+    case 'healthcheck': {
+      const hc = healthConfig(instr);
+      return done({ kind: 'healthcheck', healthcheck: hc }, `HEALTHCHECK ${formatHealth(hc)}`);
+    }
+    case 'run': {
+      const mounts = instr.mounts.map(word);
+      const args = instr.shellForm && instr.args.length ? [...state.shell, instr.args[0]!] : [...instr.args];
+      const resolved: ResolvedInstruction = { kind: 'run', args, env: runEnv(state), mounts, heredocs: instr.heredocs.map((h) => ({ ...h })) };
+      if (instr.network !== undefined) resolved.network = instr.network;
+      if (instr.security !== undefined) resolved.security = instr.security;
+      return done(resolved, `RUN ${runCommandString(args, state)} # buildkit`);
+    }
+    case 'copy':
+    case 'add': {
+      const rawLex = new ShellLex({ skipProcessQuotes: true });
+      const heredocs = instr.heredocs.map((h) => ({ ...h, content: h.expand ? expandAt(rawLex, h.content, env, loc, instr.original) : h.content }));
+      const resolved: ResolvedInstruction = {
+        kind: instr.kind,
+        sources: instr.sources.map(word),
+        dest: word(instr.dest),
+        heredocs,
+        link: instr.link,
+        parents: instr.parents,
+        exclude: [...instr.exclude],
+        keepGitDir: instr.keepGitDir,
+      };
+      if (instr.from !== undefined) resolved.from = instr.from;
+      if (instr.chown !== undefined) resolved.chown = word(instr.chown);
+      if (instr.chmod !== undefined) resolved.chmod = word(instr.chmod);
+      if (instr.checksum !== undefined) resolved.checksum = word(instr.checksum);
+      if (instr.unpack !== undefined) resolved.unpack = instr.unpack;
+      let msg = instr.kind.toUpperCase();
+      if (resolved.parents) msg += ' --parents';
+      if (resolved.chown) msg += ` --chown=${resolved.chown}`;
+      if (resolved.chmod) msg += ` --chmod=${resolved.chmod}`;
+      for (const s of resolved.sources) msg += ` ${s}`;
+      for (const h of heredocs) msg += ` <<${h.name}`;
+      msg += ` ${resolved.dest}`;
+      return done(resolved, `${msg} # buildkit`);
+    }
+  }
+}
+
+function expandAt(lex: ShellLex, w: string, env: EnvLookup, loc: SourceLocation, original = ''): string {
+  try {
+    return lex.processWord(w, env);
+  } catch (e) {
+    throw lexFailure(e, loc, original);
+  }
+}
+
+function lexFailure(e: unknown, loc: SourceLocation, original: string): unknown {
+  if (e instanceof ShellLexError) {
+    const hint = 'check the ${...} expressions and quotes in this instruction';
+    return original ? instructionError(e.message, original, loc, hint) : syntaxError(e.message, loc, hint);
+  }
+  return e;
+}
+
+/** BuildKit's RUN history text: `|N K=V ... cmd` when ARGs are declared. */
+function runCommandString(args: string[], state: StageState): string {
+  const idx = new Map<string, number>();
+  const tmp: string[] = [];
+  const env = expansionEnv(state);
+  for (const a of state.declaredArgs ?? []) {
+    const v = env.get(a.name) ?? a.value ?? '';
+    const entry = `${a.name}=${v}`;
+    const at = idx.get(a.name);
+    if (at !== undefined) tmp[at] = entry;
+    else {
+      idx.set(a.name, tmp.length);
+      tmp.push(entry);
+    }
+  }
+  const prefix = tmp.length ? [`|${tmp.length}`, ...tmp] : [];
+  return [...prefix, ...args].join(' ');
+}
+
+function healthConfig(instr: Extract<Instruction, { kind: 'healthcheck' }>): HealthConfig {
+  if (instr.none) return { Test: ['NONE'] };
+  const test = instr.shellForm ? ['CMD-SHELL', ...(instr.test ?? [])] : ['CMD', ...(instr.test ?? [])];
+  const o = instr.options;
+  const hc: HealthConfig = { Test: test };
+  const ns = (v?: string) => (v ? parseGoDuration(v) : 0);
+  hc.Interval = ns(o.interval);
+  hc.Timeout = ns(o.timeout);
+  hc.StartPeriod = ns(o.startPeriod);
+  hc.StartInterval = ns(o.startInterval);
+  hc.Retries = o.retries ? Number(o.retries) : 0;
+  return hc;
+}
+
+/** Go's `%+v` of BuildKit's HealthcheckConfig. */
+function formatHealth(hc: HealthConfig): string {
+  const d = (n?: number) => formatGoDuration(n ?? 0);
+  return `{Test:${goList(hc.Test ?? [])} Interval:${d(hc.Interval)} Timeout:${d(hc.Timeout)} StartPeriod:${d(hc.StartPeriod)} StartInterval:${d(hc.StartInterval)} Retries:${hc.Retries ?? 0}}`;
+}
+
+const SIGNALS = ['ABRT', 'ALRM', 'BUS', 'CHLD', 'CLD', 'CONT', 'FPE', 'HUP', 'ILL', 'INT', 'IO', 'IOT', 'KILL', 'PIPE', 'POLL', 'PROF', 'PWR', 'QUIT',
+  'SEGV', 'STKFLT', 'STOP', 'SYS', 'TERM', 'TRAP', 'TSTP', 'TTIN', 'TTOU', 'URG', 'USR1', 'USR2', 'VTALRM', 'WINCH', 'XCPU', 'XFSZ'];
+
+/** Signal names (with or without SIG, RTMIN+n) or numbers, as Docker's ParseSignal accepts. */
+function isSignal(s: string): boolean {
+  if (/^[0-9]+$/.test(s)) return Number(s) > 0 && Number(s) <= 64;
+  const n = s.toUpperCase().replace(/^SIG/, '');
+  if (SIGNALS.includes(n)) return true;
+  const rt = /^RTMIN(\+([0-9]+))?$|^RTMAX(-([0-9]+))?$/.exec(n);
+  return rt !== null && Number(rt[2] ?? rt[4] ?? 0) <= 30;
+}
+
+/**
+ * Parses a base image's ONBUILD triggers (config `OnBuild`) into instructions
+ * the engine runs at the start of a stage built on it. Locations point at
+ * the stage's FROM line since the triggers come from the image.
+ */
+export function parseOnbuildTriggers(triggers: string[], opts: { file?: string; location?: SourceLocation; escape?: '\\' | '`' } = {}): Instruction[] {
+  const out: Instruction[] = [];
+  for (const t of triggers) {
+    const file = opts.file ?? 'ONBUILD';
+    const text = opts.escape === '`' ? `# escape=\`\n${t}` : t;
+    const ast = parseDockerfile(text, { file });
+    for (const node of ast.instructions) {
+      const kw = node.keyword.toUpperCase();
+      if (kw === 'ONBUILD' || kw === 'FROM' || kw === 'MAINTAINER') {
+        throw syntaxError(`${kw} isn't allowed as an ONBUILD trigger`, opts.location ?? node.location, 'rebuild the base image without this trigger');
+      }
+      const ins = toInstruction(node) as Instruction;
+      if (opts.location) ins.location = opts.location;
+      out.push(ins);
+    }
+  }
+  return out;
+}

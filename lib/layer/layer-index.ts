@@ -1,0 +1,164 @@
+/**
+ * Index of a layer's tar headers (path, type, mode, owner, size, link target),
+ * so the build knows an image's files without extracting it. Built once per
+ * layer by streaming the blob, cached on disk beside the blobs as
+ * `<store>/index/sha256/<hex>.json`; the cache key is the layer digest, which
+ * fixes the content, so an entry never goes stale.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Parser, type ReadEntry } from 'tar';
+import { OcistackError } from '../errors.js';
+import { digestHex } from '../image/digest.js';
+import type { BlobStore } from '../image/store.js';
+import type { Digest } from '../image/types.js';
+import { decompressFile, detectCompression, readHead } from './decompress.js';
+
+export type IndexedType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'whiteout' | 'opaque' | 'other';
+
+/** One tar header, as the index keeps it. */
+export interface IndexedEntry {
+  /** Absolute image path without trailing slash (`/usr/bin`); for whiteouts the path that is deleted. */
+  path: string;
+  type: IndexedType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  /** symlink: target as stored. hardlink: absolute path of the linked entry. */
+  linkTarget?: string;
+  /** PAX xattrs (e.g. security.capability), values as stored. */
+  xattrs?: Record<string, string>;
+}
+
+export interface LayerIndex {
+  version: 1;
+  digest: Digest;
+  entries: IndexedEntry[];
+}
+
+const INDEX_VERSION = 1;
+
+/** Where the index of a layer is cached. */
+export function layerIndexPath(store: BlobStore, digest: Digest): string {
+  return path.join(store.root, 'index', 'sha256', `${digestHex(digest)}.json`);
+}
+
+/** `./usr/bin/` -> `/usr/bin`. */
+export function normalizeTarPath(p: string): string {
+  const parts = p.split('/').filter((s) => s !== '' && s !== '.');
+  const out: string[] = [];
+  for (const s of parts) {
+    if (s === '..') out.pop();
+    else out.push(s);
+  }
+  return '/' + out.join('/');
+}
+
+function mapType(t: string): IndexedType {
+  switch (t) {
+    case 'File':
+    case 'OldFile':
+    case 'ContiguousFile':
+      return 'file';
+    case 'Directory':
+      return 'dir';
+    case 'SymbolicLink':
+      return 'symlink';
+    case 'Link':
+      return 'hardlink';
+    default:
+      return 'other';
+  }
+}
+
+function xattrsOf(entry: ReadEntry): Record<string, string> | undefined {
+  const pax = entry.extended as unknown as Record<string, unknown> | undefined;
+  if (!pax) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(pax)) {
+    if (k.startsWith('SCHILY.xattr.') && typeof v === 'string') out[k.slice('SCHILY.xattr.'.length)] = v;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** Turn one tar entry into an index entry (whiteouts recognised). */
+export function indexEntryOf(entry: ReadEntry): IndexedEntry {
+  const abs = normalizeTarPath(entry.path);
+  const base = abs.slice(abs.lastIndexOf('/') + 1);
+  const dir = abs.slice(0, abs.lastIndexOf('/')) || '/';
+  const common = {
+    mode: (entry.mode ?? 0) & 0o7777,
+    uid: entry.uid ?? 0,
+    gid: entry.gid ?? 0,
+    size: entry.size ?? 0,
+    mtime: entry.mtime ? Math.floor(entry.mtime.getTime() / 1000) : 0,
+  };
+  if (base === '.wh..wh..opq') return { path: dir, type: 'opaque', ...common };
+  if (base.startsWith('.wh.')) return { path: (dir === '/' ? '' : dir) + '/' + base.slice(4), type: 'whiteout', ...common };
+  const type = mapType(entry.type);
+  const e: IndexedEntry = { path: abs, type, ...common };
+  if (type === 'symlink') e.linkTarget = entry.linkpath ?? '';
+  if (type === 'hardlink') e.linkTarget = normalizeTarPath(entry.linkpath ?? '');
+  if (type !== 'file') e.size = 0;
+  const x = xattrsOf(entry);
+  if (x) e.xattrs = x;
+  return e;
+}
+
+/**
+ * Stream the (decompressed) tar of a layer blob through node-tar's parser.
+ * `onEntry` may consume the entry; entries it leaves alone are drained.
+ */
+export async function scanLayer(store: BlobStore, digest: Digest, onEntry: (entry: ReadEntry) => void | Promise<void>): Promise<void> {
+  const file = store.path(digest);
+  const head = await readHead(file, 8).catch((e: unknown) => {
+    throw new OcistackError(`layer ${digest} is not in the blob store`, { code: 'LAYER_MISSING', hint: 'pull the base image again', cause: e });
+  });
+  const pending: Promise<void>[] = [];
+  const parser = new Parser({
+    strict: true,
+    onReadEntry: (entry: ReadEntry) => {
+      const r = onEntry(entry);
+      if (r) pending.push(r);
+      // Entries nobody piped are drained so the parser keeps going.
+      if (!entry.listenerCount('data')) entry.resume();
+    },
+  });
+  try {
+    await pipeline(decompressFile(file, detectCompression(head), `layer ${digest}`), parser as unknown as NodeJS.WritableStream);
+    await Promise.all(pending);
+  } catch (e) {
+    if (e instanceof OcistackError) throw e;
+    throw new OcistackError(`cannot read layer ${digest}: ${(e as Error).message}`, {
+      code: 'LAYER_READ',
+      hint: 'the cached layer is corrupt; remove it from the cache directory and pull again',
+      cause: e,
+    });
+  }
+}
+
+/** Build (or load from the cache) the header index of a layer. */
+export async function indexLayer(store: BlobStore, digest: Digest): Promise<LayerIndex> {
+  const cached = layerIndexPath(store, digest);
+  try {
+    const idx = JSON.parse(await fsp.readFile(cached, 'utf8')) as LayerIndex;
+    if (idx.version === INDEX_VERSION && idx.digest === digest) return idx;
+  } catch {
+    // not cached yet (or unreadable): rebuild below
+  }
+  const entries: IndexedEntry[] = [];
+  await scanLayer(store, digest, (entry) => {
+    entries.push(indexEntryOf(entry));
+  });
+  const idx: LayerIndex = { version: INDEX_VERSION, digest, entries };
+  await fsp.mkdir(path.dirname(cached), { recursive: true });
+  const tmp = `${cached}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  await fsp.writeFile(tmp, JSON.stringify(idx));
+  await fsp.rename(tmp, cached);
+  return idx;
+}
+

@@ -1,0 +1,151 @@
+/**
+ * Tar headers written byte by byte, so every field is under our control:
+ * USTAR when a header fits, with a PAX extended header in front for what
+ * does not (long or non-ASCII names and link targets, big sizes or ids,
+ * timestamps out of range, xattrs). uname/gname stay empty and device
+ * numbers zero, so output depends only on the entry.
+ */
+
+export const BLOCK = 512;
+
+export type TarType = '0' | '1' | '2' | '5' | 'x';
+
+export interface TarHeader {
+  /** Name as stored (`usr/bin/x`, `usr/bin/` for directories). */
+  name: string;
+  type: TarType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  linkname?: string;
+  xattrs?: Record<string, string>;
+}
+
+const MAX_OCTAL_8 = 0o7777777; // 7 digits in an 8-byte field
+const MAX_OCTAL_12 = 0o77777777777; // 11 digits in a 12-byte field
+
+function isAscii(s: string): boolean {
+  return /^[\x00-\x7f]*$/.test(s);
+}
+
+function writeString(buf: Buffer, offset: number, length: number, value: string): void {
+  buf.write(value, offset, length, 'utf8');
+}
+
+function writeOctal(buf: Buffer, offset: number, length: number, value: number): void {
+  const digits = value.toString(8).padStart(length - 1, '0');
+  buf.write(digits + '\0', offset, length, 'ascii');
+}
+
+/** Split a long name into USTAR prefix + name at a slash, if possible. */
+function splitUstarName(name: string): { prefix: string; name: string } | undefined {
+  if (Buffer.byteLength(name) <= 100) return { prefix: '', name };
+  if (!isAscii(name)) return undefined;
+  // Directory names end with '/', which must stay in the name part.
+  for (let i = name.length - 1; i > 0; i--) {
+    if (name[i] !== '/') continue;
+    const prefix = name.slice(0, i);
+    const rest = name.slice(i + 1);
+    if (prefix.length <= 155 && rest.length <= 100 && rest.length > 0) return { prefix, name: rest };
+    if (prefix.length <= 155) break;
+  }
+  return undefined;
+}
+
+/** One PAX record: `<len> <key>=<value>\n` where len counts itself. */
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`;
+  const bodyLen = Buffer.byteLength(body);
+  let len = bodyLen + String(bodyLen).length;
+  if (String(len).length + bodyLen !== len) len = bodyLen + String(len).length;
+  return `${len}${body}`;
+}
+
+function ustarBlock(h: TarHeader, name: { prefix: string; name: string }, linkname: string): Buffer {
+  const buf = Buffer.alloc(BLOCK);
+  writeString(buf, 0, 100, name.name);
+  writeOctal(buf, 100, 8, h.mode);
+  writeOctal(buf, 108, 8, h.uid);
+  writeOctal(buf, 116, 8, h.gid);
+  writeOctal(buf, 124, 12, h.size);
+  writeOctal(buf, 136, 12, h.mtime);
+  buf.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
+  buf.write(h.type, 156, 1, 'ascii');
+  writeString(buf, 157, 100, linkname);
+  buf.write('ustar\0', 257, 6, 'ascii');
+  buf.write('00', 263, 2, 'ascii');
+  // uname (265, 32) and gname (297, 32) stay empty on purpose.
+  writeOctal(buf, 329, 8, 0);
+  writeOctal(buf, 337, 8, 0);
+  writeString(buf, 345, 155, name.prefix);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += buf[i]!;
+  buf.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8, 'ascii');
+  return buf;
+}
+
+function pad(size: number): number {
+  return (BLOCK - (size % BLOCK)) % BLOCK;
+}
+
+/**
+ * Encode one header (and a PAX header before it when needed).
+ * Returns the bytes to write before the entry's content.
+ */
+export function encodeHeader(h: TarHeader): Buffer {
+  const records: [string, string][] = [];
+  let name = splitUstarName(h.name);
+  if (!name) {
+    records.push(['path', h.name]);
+    name = { prefix: '', name: asciiPrefix(h.name, 100) };
+  }
+  let linkname = h.linkname ?? '';
+  if (Buffer.byteLength(linkname) > 100 || !isAscii(linkname)) {
+    records.push(['linkpath', linkname]);
+    linkname = asciiPrefix(linkname, 100);
+  }
+  const fields: { key: string; value: number; max: number }[] = [
+    { key: 'uid', value: h.uid, max: MAX_OCTAL_8 },
+    { key: 'gid', value: h.gid, max: MAX_OCTAL_8 },
+    { key: 'size', value: h.size, max: MAX_OCTAL_12 },
+    { key: 'mtime', value: h.mtime, max: MAX_OCTAL_12 },
+  ];
+  const fixed = { ...h };
+  for (const f of fields) {
+    if (f.value < 0 || f.value > f.max || !Number.isInteger(f.value)) {
+      records.push([f.key, String(f.value)]);
+      (fixed as unknown as Record<string, number>)[f.key] = 0;
+    }
+  }
+  for (const key of Object.keys(h.xattrs ?? {}).sort()) records.push([`SCHILY.xattr.${key}`, h.xattrs![key]!]);
+  const main = ustarBlock(fixed, name, linkname);
+  if (records.length === 0) return main;
+  records.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const paxBody = Buffer.from(records.map(([k, v]) => paxRecord(k, v)).join(''), 'utf8');
+  const paxHeader = ustarBlock(
+    { name: '', type: 'x', mode: 0o644, uid: 0, gid: 0, size: paxBody.length, mtime: 0 },
+    { prefix: '', name: asciiPrefix('PaxHeaders.0/' + baseName(h.name), 100) },
+    '',
+  );
+  return Buffer.concat([paxHeader, paxBody, Buffer.alloc(pad(paxBody.length)), main]);
+}
+
+function baseName(n: string): string {
+  const trimmed = n.endsWith('/') ? n.slice(0, -1) : n;
+  return trimmed.slice(trimmed.lastIndexOf('/') + 1);
+}
+
+/** First bytes of s that are ASCII and fit `max` bytes (the USTAR field when PAX carries the full value). */
+function asciiPrefix(s: string, max: number): string {
+  return s.replace(/[^\x00-\x7f]/g, '_').slice(0, max);
+}
+
+/** Zero bytes that pad content of `size` to a whole block. */
+export function paddingFor(size: number): Buffer {
+  return Buffer.alloc(pad(size));
+}
+
+/** Two zero blocks end an archive. */
+export const END_OF_ARCHIVE = Buffer.alloc(BLOCK * 2);

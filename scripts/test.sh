@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Run the whole ocistack test suite: `bash scripts/test.sh` (or `npm test`).
+#
+#  1. checks Node >= 20 and the Debian tools the integration tests drive
+#     (installs missing ones with apt-get when run as root);
+#  2. installs node dependencies when node_modules is missing or stale;
+#  3. compiles with `tsc -p .` (type errors count as one failure);
+#  4. runs every compiled uvu test file dist/test/**/*.test.js in its own node
+#     process and process group, so a file that crashes at import time is
+#     reported as a failure and cannot hide the others, and nothing it started
+#     (registries, nginx, containers) outlives it;
+#  5. prints as its LAST line `N passed, N failed` (`, N skipped` when uvu
+#     reported skips), summed over all files, and exits non-zero on any
+#     failure or when no test ran.
+#
+# Environment:
+#   OCISTACK_CONFORMANCE_DIR    conformance suite (default ../shared/conformance)
+#   OCISTACK_TEST_FILTER        only run test files whose path matches this extended regex
+#   OCISTACK_TEST_FILE_TIMEOUT  seconds one test file may run (default 420)
+#   OCISTACK_TEST_BUDGET        seconds the whole script may take before files are
+#                               no longer started (default 780: CI allows 15 minutes)
+#   OCISTACK_TEST_JOBS          test files run at once (default 2)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$(pwd)
+
+say() { printf '%s\n' "$*"; }
+section() { printf '\n=== %s\n' "$*"; }
+
+# --- Node ------------------------------------------------------------------
+if ! command -v node >/dev/null 2>&1; then
+  say "error: node is not installed; ocistack needs Node.js >= 20"
+  exit 1
+fi
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+  say "error: Node.js >= 20 is required, found $(node --version)"
+  exit 1
+fi
+
+# --- Debian tools -----------------------------------------------------------
+# package:command-that-proves-it-is-installed. busybox-static is checked with
+# dpkg because a dynamically linked busybox cannot be copied into an image.
+REQUIRED="docker-registry:docker-registry skopeo:skopeo umoci:umoci runc:runc buildah:buildah
+busybox-static:- nginx-light:nginx apache2-utils:htpasswd openssl:openssl uidmap:newuidmap
+bzip2:bzip2 xz-utils:xz"
+PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+missing=()
+for entry in $REQUIRED; do
+  pkg=${entry%%:*}
+  cmd=${entry#*:}
+  if [ "$cmd" = "-" ]; then
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$pkg")
+    fi
+  elif ! command -v "$cmd" >/dev/null 2>&1; then
+    missing+=("$pkg")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    section "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${missing[@]}"
+  else
+    say "error: the tests need these Debian packages: ${missing[*]}"
+    say "install them with:  sudo apt-get install -y ${missing[*]}"
+    exit 1
+  fi
+fi
+
+# --- node dependencies ---------------------------------------------------------
+stamp=node_modules/.package-lock.json
+if [ ! -d node_modules ] || [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then
+  # --ignore-scripts: `prepare` compiles, and we compile below where a type
+  # error is reported as a test failure instead of aborting the install.
+  if [ -f package-lock.json ]; then
+    section "npm ci"
+    npm ci --ignore-scripts --no-audit --no-fund
+  else
+    section "npm install"
+    npm install --ignore-scripts --no-audit --no-fund
+  fi
+fi
+
+# --- compile -------------------------------------------------------------------
+section "tsc -p ."
+failed=0
+passed=0
+skipped=0
+problems=()
+# Compiled tests whose source is gone would still run: remove them first.
+if [ -d dist/test ]; then
+  while IFS= read -r -d '' js; do
+    src=${js#dist/}
+    src=${src%.js}.ts
+    if [ ! -f "$src" ]; then rm -f "$js" "$js.map" "${js%.js}.d.ts"; fi
+  done < <(find dist/test -name '*.test.js' -print0)
+fi
+if npx tsc -p .; then
+  say "compiled without errors"
+else
+  # tsc still emits JavaScript, so the tests can run; the type errors are a failure.
+  failed=$((failed + 1))
+  problems+=("tsc: type errors (see above)")
+fi
+
+# --- tests -----------------------------------------------------------------------
+export OCISTACK_CONFORMANCE_DIR="${OCISTACK_CONFORMANCE_DIR:-$ROOT/../shared/conformance}"
+if [ -d "$OCISTACK_CONFORMANCE_DIR" ]; then
+  OCISTACK_CONFORMANCE_DIR=$(cd "$OCISTACK_CONFORMANCE_DIR" && pwd)
+fi
+export NODE_DISABLE_COLORS=1 FORCE_COLOR=0
+file_timeout=${OCISTACK_TEST_FILE_TIMEOUT:-420}
+budget=${OCISTACK_TEST_BUDGET:-780}
+jobs=${OCISTACK_TEST_JOBS:-2}
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/ocistack-test-logs.XXXXXX")
+trap 'rm -rf "$logdir"' EXIT
+
+mapfile -t files < <(find dist/test -name '*.test.js' -type f 2>/dev/null | LC_ALL=C sort)
+if [ -n "${OCISTACK_TEST_FILTER:-}" ]; then
+  mapfile -t files < <(printf '%s\n' "${files[@]}" | grep -E -- "$OCISTACK_TEST_FILTER" || true)
+fi
+# An empty find result leaves one empty element.
+if [ ${#files[@]} -eq 1 ] && [ -z "${files[0]}" ]; then files=(); fi
+
+# Remove what a test file left behind: its process group and its runc containers.
+reap() {
+  local pgid=$1 run_id=$2
+  kill -KILL -- "-$pgid" 2>/dev/null || true
+  if command -v runc >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+    local c
+    for c in $(runc list -q 2>/dev/null | grep -E "^ocistack-test-${run_id}-" || true); do
+      runc delete -f "$c" >/dev/null 2>&1 || true
+    done
+  fi
+}
+
+# Start test file number $1 in the background. setsid: a new session and
+# process group led by `timeout`, so everything the file spawned can be killed
+# at once afterwards. OCISTACK_TEST_RUN_ID names the runc containers the
+# helpers create.
+declare -A running=()
+start_file() {
+  local i=$1 limit=$file_timeout left=$((budget - SECONDS))
+  if [ "$left" -lt "$limit" ]; then limit=$left; fi
+  echo "$limit" >"$logdir/$i.limit"
+  OCISTACK_TEST_RUN_ID="$$-$i" setsid timeout -s KILL "$limit" node --enable-source-maps "${files[$i]}" >"$logdir/$i.log" 2>&1 &
+  running[$!]=$i
+}
+
+# Show the output of test file number $1 (exit code $3, process group $2) and add up uvu's totals.
+finish_file() {
+  local i=$1 pgid=$2 code=$3 f=${files[$1]} log="$logdir/$1.log"
+  reap "$pgid" "$$-$i"
+  section "$f"
+  cat "$log"
+  local clean total ok skip file_failed
+  clean=$(sed -e 's/\x1b\[[0-9;]*m//g' "$log")
+  total=$(printf '%s\n' "$clean" | sed -n 's/^ *Total: *\([0-9][0-9]*\).*/\1/p' | tail -1)
+  ok=$(printf '%s\n' "$clean" | sed -n 's/^ *Passed: *\([0-9][0-9]*\).*/\1/p' | tail -1)
+  skip=$(printf '%s\n' "$clean" | sed -n 's/^ *Skipped: *\([0-9][0-9]*\).*/\1/p' | tail -1)
+  if [ -z "$total" ] || [ -z "$ok" ]; then
+    # Crashed before uvu printed its summary (import error, timeout, ...), or not a uvu file.
+    failed=$((failed + 1))
+    if [ "$code" -eq 137 ]; then
+      problems+=("$f: killed after $(cat "$logdir/$i.limit")s without a summary")
+    else
+      problems+=("$f: exited with code $code without a uvu summary (crash at import time, or test.run() never called)")
+    fi
+    return 0
+  fi
+  passed=$((passed + ok))
+  skipped=$((skipped + ${skip:-0}))
+  file_failed=$((total - ok))
+  failed=$((failed + file_failed))
+  if [ "$file_failed" -gt 0 ]; then
+    problems+=("$f: $file_failed of $total failed")
+  elif [ "$code" -ne 0 ]; then
+    # All tests passed but the process failed afterwards (unhandled rejection, killed, ...).
+    failed=$((failed + 1))
+    problems+=("$f: all tests passed but the process exited with code $code")
+  fi
+}
+
+# Run up to $jobs files at once (each has its own registries on free ports);
+# outputs are shown whole, in the order the files finish.
+section "running ${#files[@]} test files, $jobs at a time"
+next=0
+while [ "$next" -lt ${#files[@]} ] || [ ${#running[@]} -gt 0 ]; do
+  while [ "$next" -lt ${#files[@]} ] && [ ${#running[@]} -lt "$jobs" ]; do
+    if [ $((budget - SECONDS)) -le 10 ]; then
+      failed=$((failed + 1))
+      problems+=("${files[$next]}: not run, the ${budget}s time budget (OCISTACK_TEST_BUDGET) was used up")
+    else
+      start_file "$next"
+    fi
+    next=$((next + 1))
+  done
+  [ ${#running[@]} -gt 0 ] || continue
+  set +e
+  wait -n -p done_pid "${!running[@]}"
+  code=$?
+  set -e
+  i=${running[$done_pid]}
+  unset "running[$done_pid]"
+  finish_file "$i" "$done_pid" "$code"
+done
+
+section "summary"
+say "${#files[@]} test files"
+for p in "${problems[@]+"${problems[@]}"}"; do say "FAILED: $p"; done
+if [ $((passed + failed)) -eq 0 ]; then
+  say "no tests ran"
+fi
+summary="$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then summary="$summary, $skipped skipped"; fi
+say "$summary"
+if [ "$failed" -gt 0 ] || [ "$passed" -eq 0 ]; then
+  exit 1
+fi
+exit 0

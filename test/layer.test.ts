@@ -1,0 +1,194 @@
+/**
+ * writeLayer and the image file-system view, checked with GNU tar, gzip and
+ * sha256sum (not with our own reader): digests, tar format, gzip header,
+ * determinism, SOURCE_DATE_EPOCH clamping, whiteouts and hard links.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BlobStore } from '../lib/image/store.js';
+import type { LayerEntry } from '../lib/layer/types.js';
+import { writeLayer, openImageFs, indexLayer, layerIndexPath } from '../lib/layer/index.js';
+
+const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ocistack-layer-test-'));
+let n = 0;
+function freshStore(): BlobStore {
+  return new BlobStore(path.join(tmpRoot, `store-${n++}`));
+}
+
+function sh(cmd: string): string {
+  return execFileSync('bash', ['-c', cmd], { encoding: 'utf8' });
+}
+
+function bytes(s: string): () => AsyncIterable<Uint8Array> {
+  return () => (async function* () { yield Buffer.from(s); })();
+}
+
+function sampleEntries(): LayerEntry[] {
+  // Deliberately out of order: the writer sorts.
+  return [
+    { path: '/app/b.txt', type: 'file', mode: 0o600, uid: 1000, gid: 1001, mtime: 1700000000, size: 5, content: bytes('bbbbb') },
+    { path: '/app', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1700000000 },
+    { path: '/app/a.txt', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1700000000, size: 6, content: bytes('hello\n') },
+    { path: '/app/link', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 1700000000, linkTarget: 'a.txt' },
+    { path: '/app/hard', type: 'hardlink', mode: 0o644, uid: 0, gid: 0, mtime: 1700000000, linkTarget: '/app/a.txt' },
+    { path: '/etc/gone', type: 'whiteout', mode: 0, uid: 0, gid: 0, mtime: 0 },
+    { path: '/etc', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1700000000 },
+    { path: '/var/cache', type: 'opaque', mode: 0, uid: 0, gid: 0, mtime: 0 },
+    { path: '/app-x', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1700000000, size: 0 },
+  ];
+}
+
+test('writeLayer: digest is sha256 of the blob, diffId sha256 of the tar', async () => {
+  const store = freshStore();
+  const r = await writeLayer(sampleEntries(), { store });
+  const blob = store.path(r.digest);
+  assert.is('sha256:' + sh(`sha256sum ${blob} | cut -d' ' -f1`).trim(), r.digest);
+  assert.is('sha256:' + sh(`gzip -dc ${blob} | sha256sum | cut -d' ' -f1`).trim(), r.diffId);
+  assert.is(fs.statSync(blob).size, r.size);
+  assert.is(r.mediaType, 'application/vnd.oci.image.layer.v1.tar+gzip');
+  assert.equal(fs.readdirSync(path.join(store.root, 'tmp')), [], 'no temp files left');
+});
+
+test('writeLayer: sorted entries, numeric owners, empty uname/gname, dirs with trailing slash, whiteouts', async () => {
+  const store = freshStore();
+  const r = await writeLayer(sampleEntries(), { store });
+  const names = sh(`tar -tzf ${store.path(r.digest)}`).trim().split('\n');
+  assert.equal(names, ['app/', 'app/a.txt', 'app/b.txt', 'app/hard', 'app/link', 'app-x', 'etc/', 'etc/.wh.gone', 'var/cache/.wh..wh..opq']);
+  const verbose = sh(`tar --numeric-owner -tvzf ${store.path(r.digest)}`);
+  assert.match(verbose, /-rw------- 1000\/1001\s+5 2023-11-14 22:13 app\/b\.txt/);
+  assert.match(verbose, /hrw-r--r-- 0\/0\s+0 .* app\/hard link to app\/a\.txt/);
+  assert.match(verbose, /lrwxrwxrwx 0\/0\s+0 .* app\/link -> a\.txt/);
+  // uname/gname fields (offsets 265 and 297) are empty in every header.
+  const tar = execFileSync('gzip', ['-dc', store.path(r.digest)]);
+  for (let off = 0; off + 512 <= tar.length; off += 512) {
+    const block = tar.subarray(off, off + 512);
+    if (block.toString('latin1', 257, 262) !== 'ustar') continue;
+    assert.is(block[265], 0);
+    assert.is(block[297], 0);
+  }
+  const x = path.join(tmpRoot, 'x-' + n++);
+  fs.mkdirSync(x);
+  sh(`tar -xzf ${store.path(r.digest)} -C ${x} app`);
+  assert.is(fs.readFileSync(path.join(x, 'app/hard'), 'utf8'), 'hello\n');
+  assert.is(fs.statSync(path.join(x, 'app/a.txt')).ino, fs.statSync(path.join(x, 'app/hard')).ino);
+});
+
+test('writeLayer: gzip header has no mtime and OS byte 255', async () => {
+  const store = freshStore();
+  const r = await writeLayer(sampleEntries(), { store });
+  const head = fs.readFileSync(store.path(r.digest)).subarray(0, 10);
+  assert.equal([...head.subarray(0, 4)], [0x1f, 0x8b, 8, 0], 'magic, deflate, no flags (no name)');
+  assert.equal([...head.subarray(4, 8)], [0, 0, 0, 0]);
+  assert.is(head[9], 255);
+});
+
+test('writeLayer: same entries in any order give the same digest, in two stores', async () => {
+  const a = await writeLayer(sampleEntries(), { store: freshStore() });
+  const b = await writeLayer(sampleEntries().reverse(), { store: freshStore() });
+  assert.is(a.digest, b.digest);
+  assert.is(a.diffId, b.diffId);
+});
+
+test('writeLayer: SOURCE_DATE_EPOCH clamps later mtimes and keeps earlier ones', async () => {
+  const store = freshStore();
+  const entries: LayerEntry[] = [
+    { path: '/new', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 2000000000, size: 1, content: bytes('n') },
+    { path: '/old', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1000000000, size: 1, content: bytes('o') },
+  ];
+  const r = await writeLayer(entries, { store, sourceDateEpoch: 1500000000 });
+  const out = sh(`TZ=UTC tar --full-time -tvzf ${store.path(r.digest)}`);
+  assert.match(out, /2017-07-14 02:40:00 new/);
+  assert.match(out, /2001-09-09 01:46:40 old/);
+});
+
+test('writeLayer: long and non-ASCII names and big ids go through PAX and read back with GNU tar', async () => {
+  const store = freshStore();
+  const long = '/' + 'd'.repeat(120) + '/' + 'f'.repeat(120);
+  const entries: LayerEntry[] = [
+    { path: long, type: 'file', mode: 0o644, uid: 3000000, gid: 3000000, mtime: 1700000000, size: 2, content: bytes('ok') },
+    { path: '/héllo', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 1700000000, linkTarget: '/' + 'l'.repeat(150) },
+  ];
+  const r = await writeLayer(entries, { store });
+  const out = sh(`tar --numeric-owner -tvzf ${store.path(r.digest)}`);
+  assert.ok(out.includes(long.slice(1)), out);
+  assert.match(out, /3000000\/3000000/);
+  assert.ok(out.includes('héllo -> /' + 'l'.repeat(150)));
+});
+
+test('writeLayer: content shorter than size fails and leaves no blob or temp file', async () => {
+  const store = freshStore();
+  const entries: LayerEntry[] = [{ path: '/f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 10, content: bytes('short') }];
+  try {
+    await writeLayer(entries, { store });
+    assert.unreachable('should fail');
+  } catch (e) {
+    assert.match((e as Error).message, /changed while/);
+  }
+  assert.equal(fs.readdirSync(path.join(store.root, 'tmp')), []);
+  assert.not.ok(fs.existsSync(path.join(store.root, 'blobs')));
+});
+
+test('openImageFs: merges layers with whiteouts, opaque dirs, symlinks and reads files', async () => {
+  const store = freshStore();
+  const l1 = await writeLayer(
+    [
+      { path: '/etc', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1 },
+      { path: '/etc/passwd', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: 5, content: bytes('root\n') },
+      { path: '/etc/gone', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: 1, content: bytes('x') },
+      { path: '/usr/local/sbin', type: 'dir', mode: 0o700, uid: 0, gid: 0, mtime: 1 },
+      { path: '/usr/local/bin', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 1, linkTarget: '../../bin' },
+      { path: '/bin', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1 },
+      { path: '/bin/sh', type: 'file', mode: 0o755, uid: 0, gid: 0, mtime: 1, size: 2, content: bytes('sh') },
+      { path: '/var/cache/old', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: 1, content: bytes('o') },
+      { path: '/abs', type: 'symlink', mode: 0o777, uid: 0, gid: 0, mtime: 1, linkTarget: '/etc/../../../etc/passwd' },
+    ],
+    { store },
+  );
+  const l2 = await writeLayer(
+    [
+      { path: '/etc/gone', type: 'whiteout', mode: 0, uid: 0, gid: 0, mtime: 0 },
+      { path: '/var/cache', type: 'opaque', mode: 0, uid: 0, gid: 0, mtime: 0 },
+      { path: '/var/cache', type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 2 },
+      { path: '/var/cache/new', type: 'file', mode: 0o600, uid: 5, gid: 6, mtime: 2, size: 3, content: bytes('new') },
+      { path: '/bin/sh2', type: 'hardlink', mode: 0o755, uid: 0, gid: 0, mtime: 1, linkTarget: '/bin/sh' },
+    ],
+    { store },
+  );
+  const ifs = await openImageFs(store, [l1.digest, l2.digest]);
+  assert.is(ifs.stat('/etc/gone'), undefined);
+  assert.ok(ifs.stat('/etc/passwd'));
+  assert.equal(ifs.readdir('/var/cache'), ['new']);
+  assert.is(ifs.resolve('/usr/local/bin/sh'), '/bin/sh');
+  assert.is(ifs.lstat('/usr/local/bin')!.type, 'symlink');
+  assert.is(ifs.stat('/usr/local/bin')!.type, 'dir');
+  assert.is(ifs.resolve('/abs'), '/etc/passwd', 'absolute and .. targets stay inside the root');
+  assert.is((await ifs.readFile('/abs')).toString(), 'root\n');
+  assert.is((await ifs.readFile('/var/cache/new')).toString(), 'new');
+  assert.is(ifs.stat('/var/cache/new')!.uid, 5);
+  // A hard link to a file of a lower layer reads that file's bytes.
+  assert.is(ifs.stat('/bin/sh2')!.type, 'file');
+  assert.is((await ifs.readFile('/bin/sh2')).toString(), 'sh');
+  assert.ok(fs.existsSync(layerIndexPath(store, l1.digest)), 'index cached beside the blobs');
+  const again = await indexLayer(store, l1.digest);
+  assert.is(again.entries.length, 9);
+  assert.ok(again.entries.some((e) => e.path === '/usr/local/bin' && e.type === 'symlink' && e.linkTarget === '../../bin'));
+});
+
+test('openImageFs: the cached index is used (a corrupt blob is not read again)', async () => {
+  const store = freshStore();
+  const l = await writeLayer([{ path: '/f', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: 1, content: bytes('f') }], { store });
+  await indexLayer(store, l.digest);
+  fs.writeFileSync(store.path(l.digest), 'garbage');
+  const ifs = await openImageFs(store, [l.digest]);
+  assert.is(ifs.stat('/f')!.size, 1);
+});
+
+test.after(() => {
+  fs.rmSync(tmpRoot, { recursive: true, force: true });
+});
+
+test.run();

@@ -1,0 +1,190 @@
+/**
+ * Pushing through nginx (TLS reverse proxy, client_max_body_size 8m) like the
+ * ingress in front of IDPBuilder's Gitea, with injected 502/503 faults, and
+ * through a registry that is killed and restarted mid-push.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { BlobStore } from '../lib/image/store.js';
+import type { ProgressEvent } from '../lib/progress/events.js';
+import { pushImage, type RegistryOptions } from '../lib/registry/index.js';
+import { inspectImage } from './helpers/images.js';
+import { makeRandomImage } from './helpers/random-image.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { makeTempDir } from './helpers/tools.js';
+
+const MiB = 1024 * 1024;
+const started: TestRegistry[] = [];
+
+function optsFor(reg: TestRegistry, extra: Partial<RegistryOptions> = {}, events?: ProgressEvent[]): RegistryOptions {
+  return {
+    caFile: reg.caFile,
+    credentials: reg.username ? { username: reg.username, password: reg.password! } : undefined,
+    env: {},
+    onProgress: events ? (e) => events.push(e) : undefined,
+    ...extra,
+  };
+}
+
+function accessLog(reg: TestRegistry): string[] {
+  return reg.proxy!.logs().split('--- nginx access.log\n')[1]!.split('\n').filter(Boolean);
+}
+
+/** A raw monolithic upload (POST + one PUT with the whole body), as a naive client does it. */
+async function monolithicStatus(reg: TestRegistry, repo: string, body: Buffer): Promise<number> {
+  const ca = readFileSync(reg.caFile);
+  const auth: Record<string, string> = reg.username ? { Authorization: `Basic ${Buffer.from(`${reg.username}:${reg.password}`).toString('base64')}` } : {};
+  const post = await new Promise<{ status: number; location?: string }>((resolve, reject) => {
+    const req = request(`${reg.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', ca, headers: { 'Content-Length': '0', ...auth } }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode!, location: res.headers.location });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.is(post.status, 202);
+  const url = new URL(post.location!, reg.url);
+  url.searchParams.set('digest', 'sha256:' + '0'.repeat(64));
+  return new Promise<number>((resolve) => {
+    const req = request(url, { method: 'PUT', ca, headers: { 'Content-Length': String(body.length), 'Content-Type': 'application/octet-stream', ...auth } }, (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    req.on('error', () => resolve(-1));
+    req.end(body);
+  });
+}
+
+test('a 50 MB layer pushes through nginx with an 8m body limit, chunked', async () => {
+  const reg = await startRegistry({ auth: 'htpasswd', proxy: { maxBodySize: '8m' } });
+  started.push(reg);
+  const store = new BlobStore(join(makeTempDir('store'), 'cache'));
+  const img = await makeRandomImage(store, [50 * MiB, 100_000]);
+  // A monolithic upload of the layer is refused by the proxy.
+  assert.is(await monolithicStatus(reg, 'giteaadmin/big', Buffer.alloc(20 * MiB)), 413);
+
+  const events: ProgressEvent[] = [];
+  const dest = `${reg.host}/giteaadmin/big:1`;
+  const r = await pushImage({ store, manifest: img.descriptor, tags: [dest], registry: optsFor(reg, { chunkSize: 4 * MiB }, events) });
+  assert.is(r.digest, img.descriptor.digest);
+  const log = accessLog(reg);
+  const patches = log.filter((l) => /"PATCH \/v2\/giteaadmin\/big\/blobs\/uploads\//.test(l) && /" 202 /.test(l));
+  assert.ok(patches.length >= 13, `50 MB in 4 MiB chunks: ${patches.length} PATCH requests`);
+  assert.not.ok(log.some((l) => /" 413 /.test(l) && /PATCH/.test(l)), 'no chunk was too large');
+  const i = await inspectImage(dest, reg);
+  assert.is(i.digest, img.descriptor.digest, 'skopeo reads the image');
+  assert.equal(i.config.rootfs.diff_ids, img.config.rootfs.diff_ids);
+});
+
+test('default chunk size adapts to a proxy body limit (413 halves it)', async () => {
+  const reg = started[0]!;
+  const store = new BlobStore(join(makeTempDir('store'), 'cache'));
+  const img = await makeRandomImage(store, [20 * MiB]);
+  const events: ProgressEvent[] = [];
+  const dest = `${reg.host}/giteaadmin/adaptive:1`;
+  const r = await pushImage({ store, manifest: img.descriptor, tags: [dest], registry: optsFor(reg, {}, events) });
+  assert.is(r.digest, img.descriptor.digest);
+  assert.ok(events.some((e) => e.type === 'info' && /413/.test(e.message)), 'the 413 was seen and reported');
+  assert.is((await inspectImage(dest, reg)).digest, img.descriptor.digest);
+});
+
+test('503/502 from the proxy are retried until the push succeeds', async () => {
+  const reg = await startRegistry({ auth: 'none', proxy: { maxBodySize: '8m' } });
+  started.push(reg);
+  const store = new BlobStore(join(makeTempDir('store'), 'cache'));
+  const img = await makeRandomImage(store, [3 * MiB, 1 * MiB]);
+  await reg.proxy!.setFaults([
+    { path: '^/v2/.+/blobs/uploads/', method: 'POST', status: 503 },
+    { path: '^/v2/.+/manifests/', method: 'PUT', status: 502 },
+  ]);
+  const dest = `${reg.host}/giteaadmin/faulty:1`;
+  const push = pushImage({ store, manifest: img.descriptor, tags: [dest], registry: optsFor(reg, { retry: { attempts: 8, baseDelayMs: 300, maxDelayMs: 2000 } }) });
+  // Let some requests hit the faults, then heal the proxy.
+  await new Promise((r) => setTimeout(r, 1200));
+  const faultedSoFar = accessLog(reg).filter((l) => /" 503 /.test(l)).length;
+  await reg.proxy!.setFaults([]);
+  const r = await push;
+  assert.ok(faultedSoFar >= 1, `requests got 503 before healing (${faultedSoFar})`);
+  assert.is(r.digest, img.descriptor.digest);
+  assert.is((await inspectImage(dest, reg)).digest, img.descriptor.digest);
+});
+
+test('a permanent 503 fails with a REGISTRY_HTTP error naming the registry', async () => {
+  const reg = started[1]!;
+  const store = new BlobStore(join(makeTempDir('store'), 'cache'));
+  const img = await makeRandomImage(store, [100_000]);
+  await reg.proxy!.setFaults([{ path: '^/v2/.+/manifests/', method: 'PUT', status: 503 }]);
+  try {
+    await pushImage({ store, manifest: img.descriptor, tags: [`${reg.host}/giteaadmin/never:1`], registry: optsFor(reg, { retry: { attempts: 3, baseDelayMs: 50 } }) });
+    assert.unreachable('should fail');
+  } catch (e) {
+    const err = e as import('../lib/errors.js').OcistackError;
+    assert.is(err.code, 'REGISTRY_HTTP', err.message);
+    assert.is(err.registry, reg.host);
+    assert.match(err.message, /503/);
+  } finally {
+    await reg.proxy!.setFaults([]);
+  }
+  // The tag was never written.
+  const res = await fetchStatus(`${reg.url}/v2/giteaadmin/never/manifests/1`, reg.caFile);
+  assert.is(res, 404);
+});
+
+function fetchStatus(url: string, caFile: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'HEAD', ca: readFileSync(caFile) }, (res) => {
+      res.resume();
+      resolve(res.statusCode!);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('registry killed and restarted mid-push: the push completes with the right digest', async () => {
+  const reg = await startRegistry({ auth: 'htpasswd' });
+  started.push(reg);
+  const store = new BlobStore(join(makeTempDir('store'), 'cache'));
+  const img = await makeRandomImage(store, [12 * MiB, 12 * MiB, 12 * MiB, 2 * MiB]);
+  const dest = `${reg.host}/giteaadmin/restarted:1`;
+  let killed: Promise<void> | undefined;
+  const events: ProgressEvent[] = [];
+  const push = pushImage({
+    store,
+    manifest: img.descriptor,
+    tags: [dest],
+    registry: optsFor(reg, { chunkSize: 2 * MiB, concurrency: 2 }, undefined),
+  }).catch((e) => e as Error);
+  // Kill once some bytes went out (watch progress through a second push's events is not possible; poll the registry's upload dir instead).
+  const started0 = Date.now();
+  const { readdirSync } = await import('node:fs');
+  const uploads = join(reg.dataDir, 'docker', 'registry', 'v2', 'repositories', 'giteaadmin', 'restarted', '_uploads');
+  while (Date.now() - started0 < 20_000) {
+    let n = 0;
+    try {
+      n = readdirSync(uploads).length;
+    } catch {
+      /* not yet */
+    }
+    if (n > 0) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  killed = reg.restart();
+  await killed;
+  const r = await push;
+  if (r instanceof Error) throw r;
+  assert.is(r.digest, img.descriptor.digest);
+  const i = await inspectImage(dest, reg);
+  assert.is(i.digest, img.descriptor.digest);
+  assert.equal(i.config.rootfs.diff_ids, img.config.rootfs.diff_ids);
+  assert.ok(events.length >= 0);
+});
+
+test.after(async () => {
+  for (const r of started) await r.stop().catch(() => undefined);
+});
+
+test.run();
