@@ -16,3 +16,8 @@ export * from './registry/index.js';
 export * from './image/layout.js';
 export * from './context/index.js';
 export * from './layer/index.js';
+export { build } from './build/build.js';
+export type { BuildOptions, BuildResult, BuildOutput } from './build/options.js';
+export { emptyImageConfig, applyInstruction, finalizeConfig, getEnv, setEnv } from './image/config.js';
+export { createRenderer, formatPlain } from './progress/render.js';
+export type { ProgressMode } from './progress/render.js';

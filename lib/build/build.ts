@@ -19,7 +19,7 @@ import { openImageFs } from '../layer/index.js';
 import type { ImageFs } from '../layer/index.js';
 import { writeLayer } from '../layer/index.js';
 import { copyLayer } from './copy.js';
-import { pullImage, pushImage } from '../registry/index.js';
+import { parseReference, pullImage, pushImage } from '../registry/index.js';
 import { writeOciLayout } from '../image/layout.js';
 import { BlobStore } from '../image/store.js';
 import { canonicalJson } from '../image/digest.js';
@@ -71,6 +71,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const dockerfileName = displayPath(dockerfilePath);
   const text = opts.dockerfileText ?? (await readDockerfile(dockerfilePath, dockerfileName));
 
+  // Bad tags fail before any work is done.
+  const tagRefs = (opts.tags ?? []).map((t) => parseReference(t));
   const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
   const plan = planDockerfile(text, {
     file: dockerfileName,
@@ -107,7 +109,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     await writeOciLayout({
       dir: path.resolve(out.dest),
       store: session.store,
-      manifests: [{ descriptor: image.manifest, tag: opts.tags?.[0] }],
+      // Like BuildKit's oci exporter: the ref.name annotation is the tag of the first -t.
+      manifests: [{ descriptor: image.manifest, tag: tagRefs[0] ? tagRefs[0].tag ?? 'latest' : undefined }],
     });
     progress({ type: 'info', message: `wrote OCI layout ${out.dest}` });
   }
@@ -216,7 +219,7 @@ async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: 
     case 'workdir': {
       applyInstruction(cfg, r, apply);
       const fs = await stageFs(s, result);
-      const entries = await workdirLayerEntries(fs, r.path, cfg.config?.User, s.epoch ?? Math.floor(Date.now() / 1000));
+      const entries = await workdirLayerEntries(fs, r.path, cfg.config?.User, s.epoch ?? Math.floor(Date.now() / 1000), d.location);
       if (entries.length) {
         pushLayer(result, await writeLayer(entries, { store: s.store, sourceDateEpoch: s.epoch }), history);
       } else {
@@ -226,7 +229,7 @@ async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: 
     }
     default:
       applyInstruction(cfg, r, apply);
-      addHistory(cfg, { ...history, empty_layer: true });
+      if (!d.noHistory) addHistory(cfg, { ...history, empty_layer: true });
   }
 }
 

@@ -1,0 +1,119 @@
+/**
+ * Differential tests: every fixture in fixtures/copy/ is built with ocistack
+ * and with Buildah (`buildah bud`, chroot isolation, vfs) from the same busybox
+ * base in a local TLS registry; both images are unpacked with umoci and every
+ * path's type, mode, owner, size, content and link target must match.
+ *
+ * Fixtures using what Buildah 1.28 lacks (heredocs, --parents, --exclude,
+ * --link, symbolic --chmod) have an `expected.txt` instead: the paths that
+ * differ from the base image, listed by hand.
+ *
+ * A fixture's optional `setup.sh` runs in a fresh copy of its context first
+ * (hard links, modes, archives: what git cannot store). Accepted differences
+ * from Buildah are listed per fixture in `differences.txt` (one path per
+ * line) and explained in docs/differences.md.
+ *
+ * Run: node dist/test/differential.test.js  (FIXTURE=name to run one).
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from '../lib/build/build.js';
+import { startRegistry, type TestRegistry } from './helpers/registry.js';
+import { busyboxBase, busyboxLayout, buildahBuild } from './helpers/images.js';
+import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
+import { changes, compareTrees, listTree } from './differential-util.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const fixturesDir = path.join(repo, 'fixtures', 'copy');
+const only = process.env.FIXTURE;
+const fixtures = fs
+  .readdirSync(fixturesDir)
+  .filter((n) => fs.existsSync(path.join(fixturesDir, n, 'Dockerfile')))
+  .filter((n) => !only || only.split(',').includes(n))
+  .sort();
+
+let reg: TestRegistry;
+let baseRef: string;
+let baseTree: Map<string, string>;
+const work = makeTempDir('differential');
+const cacheDir = path.join(work, 'cache');
+
+async function unpack(layoutDir: string, tag: string, name: string): Promise<Map<string, string>> {
+  const bundle = path.join(work, `bundle-${name}-${Math.random().toString(16).slice(2)}`);
+  await runOk(requireTool('umoci'), ['unpack', '--image', `${layoutDir}:${tag}`, bundle]);
+  const tree = listTree(path.join(bundle, 'rootfs'));
+  fs.rmSync(bundle, { recursive: true, force: true });
+  return tree;
+}
+
+function refName(layoutDir: string): string {
+  const index = JSON.parse(fs.readFileSync(path.join(layoutDir, 'index.json'), 'utf8')) as { manifests: { annotations?: Record<string, string> }[] };
+  const names = index.manifests.map((m) => m.annotations?.['org.opencontainers.image.ref.name']).filter((x): x is string => !!x);
+  if (names.length !== 1) throw new Error(`expected one tagged manifest in ${layoutDir}, got ${names.join(', ') || 'none'}`);
+  return names[0]!;
+}
+
+/** A fresh copy of the fixture's context with its setup.sh applied. */
+async function prepareContext(name: string): Promise<string> {
+  const ctx = path.join(work, `ctx-${name}`);
+  fs.rmSync(ctx, { recursive: true, force: true });
+  fs.mkdirSync(ctx, { recursive: true });
+  await runOk('cp', ['-a', path.join(fixturesDir, name, 'context') + '/.', ctx + '/']);
+  const setup = path.join(fixturesDir, name, 'setup.sh');
+  if (fs.existsSync(setup)) await runOk('sh', [setup], { cwd: ctx });
+  return ctx;
+}
+
+async function buildOurs(name: string, ctx: string): Promise<Map<string, string>> {
+  const dest = path.join(work, `ours-${name}`);
+  await build({
+    context: ctx,
+    dockerfile: path.join(fixturesDir, name, 'Dockerfile'),
+    buildArgs: { BASE: baseRef },
+    tags: [`${reg.host}/fixtures/${name}:latest`],
+    outputs: [{ type: 'oci', dest }],
+    registry: { caFile: reg.caFile },
+    cacheDir,
+  });
+  return unpack(dest, refName(dest), `ours-${name}`);
+}
+
+test.before(async () => {
+  reg = await startRegistry({ auth: 'none' });
+  baseRef = await busyboxBase(reg);
+  const layout = await busyboxLayout();
+  baseTree = await unpack(layout.dir, layout.tag, 'base');
+});
+
+test.after(async () => {
+  await reg?.stop();
+});
+
+for (const name of fixtures) {
+  test(name, async () => {
+    const dir = path.join(fixturesDir, name);
+    const expectedFile = path.join(dir, 'expected.txt');
+    const ctx = await prepareContext(name);
+    const ours = await buildOurs(name, ctx);
+    if (fs.existsSync(expectedFile)) {
+      const expected = fs.readFileSync(expectedFile, 'utf8').split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+      assert.equal(changes(baseTree, ours), expected.sort(), `${name}: paths changed from the base differ from expected.txt`);
+      return;
+    }
+    // Buildah gets its own copy: a build must not see what the other one did.
+    const ctx2 = await prepareContext(name);
+    const theirs = await buildahBuild(ctx2, { dockerfile: path.join(dir, 'Dockerfile'), registry: reg, buildArgs: { BASE: baseRef } });
+    const theirTree = await unpack(theirs.layoutDir, theirs.tag, `buildah-${name}`);
+    const acceptedFile = path.join(dir, 'differences.txt');
+    const accepted = new Set(fs.existsSync(acceptedFile) ? fs.readFileSync(acceptedFile, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')) : []);
+    const diffs = compareTrees(ours, theirTree).filter((d) => !accepted.has(d.slice(0, d.indexOf('\n'))));
+    if (diffs.length) assert.unreachable(`${name}: ${diffs.length} difference(s) from buildah:\n${diffs.join('\n')}`);
+    // The fixture must change something, or it compares nothing.
+    assert.ok(changes(baseTree, ours).length > 0, `${name}: the build changed nothing`);
+  });
+}
+
+test.run();
