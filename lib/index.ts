@@ -7,7 +7,7 @@ export * from './image/types.js';
 export * from './image/digest.js';
 export * from './image/store.js';
 export * from './layer/types.js';
-export * from './executor/types.js';
+export type { Executor, RunRequest, RunResult, RunMount as ExecutorMount } from './executor/types.js';
 export { noExecutor } from './executor/none.js';
 export * from './progress/events.js';
 export type * from './dockerfile/types.js';
@@ -21,3 +21,4 @@ export type { BuildOptions, BuildResult, BuildOutput } from './build/options.js'
 export { emptyImageConfig, applyInstruction, finalizeConfig, getEnv, setEnv } from './image/config.js';
 export { createRenderer, formatPlain } from './progress/render.js';
 export type { ProgressMode } from './progress/render.js';
+export * from './image/archive.js';

@@ -67,11 +67,24 @@ async function prepareContext(name: string): Promise<string> {
   return ctx;
 }
 
+/**
+ * The fixture's Dockerfile with `@BASE@` replaced by the base reference
+ * (`COPY --from` takes no variables, and the registry port changes per run).
+ */
+function dockerfileFor(name: string): string {
+  const text = fs.readFileSync(path.join(fixturesDir, name, 'Dockerfile'), 'utf8');
+  const out = path.join(work, `Dockerfile-${name}`);
+  fs.writeFileSync(out, text.replaceAll('@BASE@', baseRef));
+  const ignore = path.join(fixturesDir, name, 'Dockerfile.dockerignore');
+  if (fs.existsSync(ignore)) fs.copyFileSync(ignore, `${out}.dockerignore`);
+  return out;
+}
+
 async function buildOurs(name: string, ctx: string): Promise<Map<string, string>> {
   const dest = path.join(work, `ours-${name}`);
   await build({
     context: ctx,
-    dockerfile: path.join(fixturesDir, name, 'Dockerfile'),
+    dockerfile: dockerfileFor(name),
     buildArgs: { BASE: baseRef },
     tags: [`${reg.host}/fixtures/${name}:latest`],
     outputs: [{ type: 'oci', dest }],
@@ -105,7 +118,7 @@ for (const name of fixtures) {
     }
     // Buildah gets its own copy: a build must not see what the other one did.
     const ctx2 = await prepareContext(name);
-    const theirs = await buildahBuild(ctx2, { dockerfile: path.join(dir, 'Dockerfile'), registry: reg, buildArgs: { BASE: baseRef } });
+    const theirs = await buildahBuild(ctx2, { dockerfile: dockerfileFor(name), registry: reg, buildArgs: { BASE: baseRef } });
     const theirTree = await unpack(theirs.layoutDir, theirs.tag, `buildah-${name}`);
     const acceptedFile = path.join(dir, 'differences.txt');
     const accepted = new Set(fs.existsSync(acceptedFile) ? fs.readFileSync(acceptedFile, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')) : []);

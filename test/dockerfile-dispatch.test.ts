@@ -54,9 +54,21 @@ test('global ARGs are visible in a stage only when re-declared', () => {
   assert.equal(out[2]!.resolved, { kind: 'label', pairs: [['after', '1']] });
 });
 
-test('ENV shadows ARG of the same name', () => {
-  const { out } = run('FROM a\nARG X=fromarg\nENV X=fromenv\nLABEL x=$X\n');
+test('ENV shadows an earlier ARG of the same name', () => {
+  const { out } = run('FROM a\nARG X=fromarg\nENV X=fromenv\nLABEL x=$X\nRUN true\n');
   assert.equal(out[2]!.resolved, { kind: 'label', pairs: [['x', 'fromenv']] });
+  const r = out[3]!.resolved;
+  assert.ok(r.kind === 'run' && r.env.includes('X=fromenv') && !r.env.includes('X=fromarg'));
+  assert.is(out[3]!.createdBy, 'RUN |1 X=fromenv /bin/sh -c true # buildkit');
+});
+
+test('an ARG with a value declared after an ENV (or the base image ENV) shadows it, as in BuildKit', () => {
+  const { out, state } = run('FROM a\nARG HOME\nLABEL a=$HOME\nARG HOME=/arg\nLABEL b=$HOME\nRUN true\n', { env: ['PATH=/bin', 'HOME=/base'] });
+  assert.equal(out[1]!.resolved, { kind: 'label', pairs: [['a', '/base']] }, 'ARG without a value does not shadow');
+  assert.equal(out[3]!.resolved, { kind: 'label', pairs: [['b', '/arg']] });
+  const r = out[4]!.resolved;
+  assert.ok(r.kind === 'run' && r.env.includes('HOME=/arg') && !r.env.includes('HOME=/base'));
+  assert.ok(state.env.includes('HOME=/base'), 'the image ENV itself is unchanged');
 });
 
 test('platform ARGs need an ARG line in a stage', () => {

@@ -47,6 +47,12 @@ test('automatic platform ARGs are usable in FROM', () => {
   assert.ok(p.stages[0]!.platform);
 });
 
+test('FROM --platform must expand to OS/ARCH[/VARIANT]', () => {
+  assert.match(planError('ARG P\nFROM --platform=$P a\n').message, /empty platform value/);
+  assert.match(planError('FROM --platform=linux/amd64/v2/x a\n').message, /failed to parse platform/);
+  assert.is(plan('FROM --platform=linux/arm/v7 a\n').stages[0]!.platform, 'linux/arm/v7');
+});
+
 test('FROM that expands to nothing is an error with the FROM line', () => {
   const e = planError('ARG BASE\nFROM $BASE\n');
   assert.match(e.message, /base name \(\$BASE\) should not be blank/);

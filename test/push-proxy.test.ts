@@ -15,6 +15,7 @@ import { inspectImage } from './helpers/images.js';
 import { makeRandomImage } from './helpers/random-image.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { makeTempDir } from './helpers/tools.js';
+import { startHttpProxy } from './helpers/http-proxy.js';
 
 const MiB = 1024 * 1024;
 const started: TestRegistry[] = [];
@@ -189,6 +190,32 @@ test('registry killed and restarted mid-push: the push completes with the right 
   // The interrupted upload was resumed: after the restart the client asked the registry where it stood.
   const afterRestart = reg.logs().split('--- docker-registry log')[1]!;
   assert.match(afterRestart, /method=GET[^\n]*uri="\/v2\/giteaadmin\/restarted\/blobs\/uploads\//, 'upload status asked after the restart');
+});
+
+test('a 401 in the middle of a chunked push (token expired): new token, same upload goes on', async () => {
+  const reg = await startRegistry({ auth: 'token', tls: false });
+  started.push(reg);
+  const proxy = await startHttpProxy({ upstream: reg.registryHost.replace('localhost', '127.0.0.1'), unauthorize: { method: 'PATCH', nth: 3 } });
+  started.push(proxy as unknown as TestRegistry);
+  const store = new BlobStore(join(makeTempDir('store'), 'cache'));
+  const img = await makeRandomImage(store, [6 * MiB]);
+  const before = reg.token!.requests().length;
+  const r = await pushImage({
+    store,
+    manifest: img.descriptor,
+    tags: [`${proxy.host}/giteaadmin/reauth:1`],
+    registry: { caFile: reg.caFile, env: {}, plainHttpRegistries: [proxy.host], chunkSize: 1 * MiB, credentials: { username: reg.username!, password: reg.password! } },
+  });
+  assert.is(r.digest, img.descriptor.digest);
+  const patches = proxy.seen.filter((s) => s.method === 'PATCH');
+  assert.is(patches[2]!.status, 401, 'the third PATCH was refused');
+  assert.is(patches.filter((s) => s.status === 202).length, 6, 'every 1 MiB chunk accepted once');
+  const tokenReqs = reg.token!.requests().slice(before);
+  const pushScope = tokenReqs.filter((t) => t.scopes.includes('repository:giteaadmin/reauth:pull,push'));
+  assert.ok(pushScope.length >= 2, `a new token was fetched after the 401 (${pushScope.length} token requests for the scope)`);
+  const direct = `${reg.host}/giteaadmin/reauth:1`;
+  const { inspectImage: inspect } = await import('./helpers/images.js');
+  assert.is((await inspect(direct, reg)).digest, img.descriptor.digest);
 });
 
 test.after(async () => {

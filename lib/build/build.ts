@@ -24,7 +24,7 @@ import { writeOciLayout } from '../image/layout.js';
 import { BlobStore } from '../image/store.js';
 import { canonicalJson } from '../image/digest.js';
 import {
-  addHistory, addLayer, applyInstruction, cloneConfig, emptyImageConfig, finalizeConfig, type ApplyState,
+  addHistory, addLayer, applyInstruction, cloneConfig, DEFAULT_PATH, emptyImageConfig, finalizeConfig, getEnv, type ApplyState,
 } from '../image/config.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../image/platform.js';
 import { MediaType, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from '../image/types.js';
@@ -149,6 +149,8 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
   const result: StageResult = { config: cloneConfig(base.config), layers: [...base.layers] };
   const cfg = result.config;
   const c = (cfg.config ??= {});
+  // BuildKit gives a stage whose base sets no PATH the default one, in the image too.
+  if (getEnv(c.Env, 'PATH') === undefined) c.Env = [...(c.Env ?? []), `PATH=${DEFAULT_PATH}`];
 
   // ONBUILD triggers of the base image run first, then are not inherited.
   const triggers = stage.base.kind === 'scratch' ? [] : c.OnBuild ?? [];

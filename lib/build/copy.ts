@@ -46,7 +46,7 @@ export interface CopyLayerOptions {
 
 /** One thing to copy, after sources were expanded. */
 type Item =
-  | { kind: 'node'; src: SourceFs; rel: string; stat: SourceStat; name: string; parents?: string }
+  | { kind: 'node'; src: SourceFs; rel: string; stat: SourceStat; name: string; parents?: string; /** index of the source word */ word: number }
   | { kind: 'bytes'; name: string; data: Buffer }
   | { kind: 'download'; url: string; file: string; size: number; mtime?: number; name: string };
 
@@ -68,7 +68,8 @@ function baseOf(p: string): string {
 /** Collects layer entries for one COPY/ADD and checks them against the stage. */
 class LayerPlan {
   readonly entries = new Map<string, LayerEntry>();
-  private readonly links = new Map<string, string>();
+  /** Hard-link groups: like BuildKit, links are kept within one source, not across sources. */
+  private links = new Map<string, string>();
   /** Files to check for readability and (image sources) to extract, per source. */
   readonly reads = new Map<SourceFs, { rel: string; stat: SourceStat }[]>();
 
@@ -106,6 +107,11 @@ class LayerPlan {
 
   private notADir(p: string): OcistackError {
     return this.fail(`destination ${p} is not a directory in the image`, `copy to a path below a directory, or remove the file at ${p} first`, 'COPY_DEST');
+  }
+
+  /** Start a new source: hard links to files of earlier sources become copies. */
+  nextSource(): void {
+    this.links = new Map();
   }
 
   /** Resolve a destination through the stage's symlinks (parents always, the last component when `followFinal`). */
@@ -193,14 +199,13 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
   const tmpDir = await fsp.mkdtemp(path.join(opts.store.root, 'tmp', 'copy-'));
   try {
     // 1. Expand the sources.
-    const items: Item[] = [];
-    const heredocs = new Map(ins.heredocs.map((h) => [h.name, h]));
+    // Heredoc sources (the front end moved them from `sources` to `heredocs`; the body is already expanded).
+    const items: Item[] = ins.heredocs.map((h) => ({ kind: 'bytes', name: h.name, data: Buffer.from(h.content, 'utf8') }));
+    const heredocNames = new Set(ins.heredocs.map((h) => h.name));
+    let wordIndex = 0;
     for (const source of ins.sources) {
       const hd = /^<<-?["']?([^"']+)["']?$/.exec(source);
-      if (hd && heredocs.has(hd[1]!)) {
-        items.push({ kind: 'bytes', name: hd[1]!, data: Buffer.from(heredocs.get(hd[1]!)!.content, 'utf8') });
-        continue;
-      }
+      if (hd && heredocNames.has(hd[1]!)) continue;
       if (isGitUrl(source)) {
         throw fail(`${word} from a git repository (${source}) is not supported yet`, 'clone the repository into the build context and COPY it, or download an archive URL with ADD');
       }
@@ -210,7 +215,7 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
         items.push({ kind: 'download', url: source, ...d });
         continue;
       }
-      items.push(...(await expandSource(src, source, ins.parents, exclude, fail)));
+      items.push(...(await expandSource(src, source, wordIndex++, ins.parents, exclude, fail)));
     }
     if (items.length === 0 && ins.sources.length === 0) throw fail(`${word} needs at least one source and a destination`, `write ${word} <src>... <dest>`, 'USAGE');
 
@@ -223,7 +228,11 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
     const destAbs = destWord.startsWith('/') ? cleanPath(destWord) : posixJoin(opts.workdir || '/', destWord);
     const plan = new LayerPlan(target, owner, chmod, now, (m, h, c) => fail(m, h, c ?? 'COPY_DEST'));
 
+    let lastWord = -1;
     for (const item of items) {
+      // Hard links are kept among the files of one source word (all its wildcard matches), as BuildKit does.
+      if (item.kind !== 'node' || item.word !== lastWord) plan.nextSource();
+      lastWord = item.kind === 'node' ? item.word : -1;
       if (item.kind === 'bytes' || item.kind === 'download') {
         const file = fileDest(plan, target, destAbs, destIsDir, item.name);
         if (item.kind === 'bytes') plan.addBytes(file, item.data, 0o644, now);
@@ -327,6 +336,7 @@ function archiveSourceFs(file: string | undefined): SourceFs {
 async function expandSource(
   src: SourceFs,
   word: string,
+  wordIndex: number,
   parents: boolean,
   exclude: IgnoreMatcher | undefined,
   fail: (m: string, h: string, c?: string) => OcistackError,
@@ -373,7 +383,7 @@ async function expandSource(
       );
     }
     const name = m === '' ? '' : baseOf(m);
-    const item: Item = { kind: 'node', src, rel: real, stat, name };
+    const item: Item = { kind: 'node', src, rel: real, stat, name, word: wordIndex };
     if (parents) {
       const kept = pivot && m.startsWith(pivot + '/') ? m.slice(pivot.length + 1) : m;
       item.parents = stat.type === 'dir' ? kept : parentOf('/' + kept).slice(1);

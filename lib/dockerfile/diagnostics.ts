@@ -9,19 +9,18 @@ export function syntaxError(message: string, location: SourceLocation, hint?: st
   return new OcistackError(message, { code: 'DOCKERFILE_SYNTAX', location, hint });
 }
 
-/** Levenshtein distance, for did-you-mean hints. */
+/** Edit distance counting a swap of two neighbours as one edit (optimal string alignment). */
 export function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
   for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0]!;
-    prev[0] = i;
     for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j]!;
-      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
     }
   }
-  return prev[b.length]!;
+  return d[a.length]![b.length]!;
 }
 
 /** The closest candidate to `word` (case-insensitive), if it is close enough to be a typo. */
@@ -37,7 +36,7 @@ export function closest(word: string, candidates: string[]): string | undefined 
     }
   }
   if (best === undefined) return undefined;
-  return bestD <= Math.max(1, Math.floor(w.length / 3)) ? best : undefined;
+  return bestD <= Math.max(1, Math.ceil(w.length / 3)) ? best : undefined;
 }
 
 /** The offending instruction text for a message: first line, at most 80 characters. */

@@ -7,14 +7,15 @@
 import path from 'node:path';
 import type { ContainerConfig, HealthConfig, ImageConfig } from '../image/types.js';
 import type { SourceLocation } from '../errors.js';
-import type { Dispatched, Instruction, ResolvedInstruction, Stage, StageState } from './types.js';
+import type { Dispatched, InlineFile, Instruction, ResolvedInstruction, RunMountSpec, Stage, StageState } from './types.js';
+import { joinMountFields, MountError, parseMount, splitMountFields } from './mounts.js';
 import { ShellLex, ShellLexError, type EnvLookup } from './lex.js';
 import { instructionError, syntaxError } from './diagnostics.js';
 import { goList, goQuoteList } from './gosyntax.js';
 import { formatGoDuration, parseGoDuration } from './duration.js';
 import { parseExposePort } from './expose.js';
 import { platformArgs, PROXY_ARGS } from './platform.js';
-import { parseDockerfile } from './parser.js';
+import { chompHeredocContent, parseDockerfile, parseHeredoc } from './parser.js';
 import { toInstruction } from './instructions.js';
 
 /** PATH BuildKit gives a stage whose base image sets none (Linux). */
@@ -61,6 +62,7 @@ export function newStageState(opts: NewStageStateOptions = {}): StageState {
     buildArgs: { ...(opts.buildArgs ?? {}) },
     globalArgs,
     declaredArgs: [],
+    argShadowsEnv: new Set(),
   };
 }
 
@@ -87,10 +89,18 @@ function envSet(env: string[], key: string, value: string): void {
   env.push(`${key}=${value}`);
 }
 
-/** What words are expanded against: ENV wins over ARG. */
+/**
+ * What words are expanded against: ENV and ARG values, the later definition
+ * winning (BuildKit keeps both in one environment, so an ENV after an ARG
+ * shadows it and an ARG with a value after an ENV shadows that).
+ */
 export function expansionEnv(state: StageState): EnvLookup {
   return {
     get: (k) => {
+      if (state.argShadowsEnv?.has(k)) {
+        const a = state.args.get(k);
+        if (a !== undefined) return a;
+      }
       const v = envGet(state.env, k);
       return v !== undefined ? v : state.args.get(k);
     },
@@ -98,8 +108,9 @@ export function expansionEnv(state: StageState): EnvLookup {
 }
 
 /**
- * The environment of a RUN: declared ARGs with a value, the image ENV (which
- * wins), and the predefined proxy ARGs given with --build-arg.
+ * The environment of a RUN: declared ARGs with a value and the image ENV
+ * (the later definition of a name wins), plus the predefined proxy ARGs
+ * given with --build-arg.
  */
 export function runEnv(state: StageState): string[] {
   const out: string[] = [];
@@ -110,7 +121,9 @@ export function runEnv(state: StageState): string[] {
   for (const [k, v] of state.args) if (v !== undefined) envSet(out, k, v);
   for (const e of state.env) {
     const eq = e.indexOf('=');
-    envSet(out, eq < 0 ? e : e.slice(0, eq), eq < 0 ? '' : e.slice(eq + 1));
+    const k = eq < 0 ? e : e.slice(0, eq);
+    if (state.argShadowsEnv?.has(k) && state.args.get(k) !== undefined) continue;
+    envSet(out, k, eq < 0 ? '' : e.slice(eq + 1));
   }
   return out;
 }
@@ -135,7 +148,9 @@ export function dispatch(instr: Instruction, state: StageState): Dispatched {
         if (hasBuildArg) value = state.buildArgs![name];
         else if (def !== undefined) value = expandAt(lex, def, expansionEnv(state), loc, instr.original);
         else if (state.globalArgs && state.globalArgs[name] !== undefined) value = state.globalArgs[name];
-        state.args.set(name, value);
+        // A bare re-declaration keeps an earlier value (BuildKit never removes it from the environment).
+        if (value !== undefined || !state.args.has(name)) state.args.set(name, value);
+        if (value !== undefined) (state.argShadowsEnv ??= new Set()).add(name);
         (state.declaredArgs ??= []).push(value === undefined ? { name } : { name, value });
         out.push(value === undefined ? { name } : { name, value });
       }
@@ -143,7 +158,10 @@ export function dispatch(instr: Instruction, state: StageState): Dispatched {
     }
     case 'env': {
       const pairs: [string, string][] = instr.pairs.map((p) => [word(p.key), word(p.value)]);
-      for (const [k, v] of pairs) envSet(state.env, k, v);
+      for (const [k, v] of pairs) {
+        envSet(state.env, k, v);
+        state.argShadowsEnv?.delete(k);
+      }
       return done({ kind: 'env', pairs }, 'ENV ' + pairs.map(([k, v]) => `${k}=${v}`).join(' '));
     }
     case 'label': {
@@ -209,9 +227,26 @@ export function dispatch(instr: Instruction, state: StageState): Dispatched {
       return done({ kind: 'healthcheck', healthcheck: hc }, `HEALTHCHECK ${formatHealth(hc)}`);
     }
     case 'run': {
-      const mounts = instr.mounts.map(word);
-      const args = instr.shellForm && instr.args.length ? [...state.shell, instr.args[0]!] : [...instr.args];
-      const resolved: ResolvedInstruction = { kind: 'run', args, env: runEnv(state), mounts, heredocs: instr.heredocs.map((h) => ({ ...h })) };
+      const parsedMounts: RunMountSpec[] = [];
+      const mounts: string[] = [];
+      for (const spec of instr.mounts) {
+        const fields: string[] = [];
+        try {
+          parsedMounts.push(parseMount(spec, (v) => word(v)));
+          for (const f of splitMountFields(spec)) {
+            const eq = f.indexOf('=');
+            fields.push(eq < 0 ? f : `${f.slice(0, eq)}=${word(f.slice(eq + 1))}`);
+          }
+        } catch (e) {
+          if (e instanceof MountError) throw instructionError(e.message, instr.original, loc, e.hint);
+          throw e;
+        }
+        mounts.push(joinMountFields(fields));
+      }
+      const { args: cmdArgs, inlineFiles } = runHeredocArgs(instr);
+      const args = instr.shellForm && cmdArgs.length ? [...state.shell, cmdArgs[0]!] : cmdArgs;
+      const resolved: ResolvedInstruction = { kind: 'run', args, env: runEnv(state), mounts, parsedMounts, heredocs: instr.heredocs.map((h) => ({ ...h })) };
+      if (inlineFiles.length) resolved.inlineFiles = inlineFiles;
       if (instr.network !== undefined) resolved.network = instr.network;
       if (instr.security !== undefined) resolved.security = instr.security;
       return done(resolved, `RUN ${runCommandString(args, state)} # buildkit`);
@@ -261,6 +296,31 @@ function lexFailure(e: unknown, loc: SourceLocation, original: string): unknown 
     return original ? instructionError(e.message, original, loc, hint) : syntaxError(e.message, loc, hint);
   }
   return e;
+}
+
+/**
+ * RUN with heredocs, as BuildKit's dispatchRun: `RUN <<EOF` alone runs the
+ * body through the shell (or, with `#!`, as a script mounted at
+ * /dev/pipes/NAME); anything else is handed to the shell with the bodies
+ * appended so the shell's own heredoc support applies.
+ */
+function runHeredocArgs(instr: Extract<Instruction, { kind: 'run' }>): { args: string[]; inlineFiles: InlineFile[] } {
+  if (instr.heredocs.length === 0) return { args: [...instr.args], inlineFiles: [] };
+  if (instr.args.length !== 1 || !instr.shellForm) {
+    throw syntaxError(`parsing produced an invalid run command: ${goList(instr.args)}`, instr.location, 'heredocs need the shell form of RUN');
+  }
+  const first = instr.heredocs[0]!;
+  if (parseHeredoc(instr.args[0]!)) {
+    const data = first.chomp ? chompHeredocContent(first.content) : first.content;
+    if (data.startsWith('#!')) {
+      const file = path.posix.join('/dev/pipes/', first.name);
+      return { args: [file], inlineFiles: [{ path: file, content: data, mode: 0o755 }] };
+    }
+    return { args: [data], inlineFiles: [] };
+  }
+  let cmd = instr.args[0]!;
+  for (const h of instr.heredocs) cmd += '\n' + h.content + h.name;
+  return { args: [cmd], inlineFiles: [] };
 }
 
 /** BuildKit's RUN history text: `|N K=V ... cmd` when ARGs are declared. */

@@ -6,18 +6,16 @@
 /** `8080`, `53/udp`, `8000-8002/tcp` -> `["8080/tcp"]`, ...; throws Error on a bad spec. */
 export function parseExposePort(raw: string): string[] {
   const parts = raw.split(':');
-  let ip = '';
   let hostPort = '';
   let containerPort: string;
   if (parts.length === 1) containerPort = parts[0]!;
   else if (parts.length === 2) [hostPort, containerPort] = [parts[0]!, parts[1]!];
   else {
+    // an IP before the host port is accepted and ignored, like BuildKit
     const n = parts.length;
-    ip = parts.slice(0, n - 2).join(':');
     hostPort = parts[n - 2]!;
     containerPort = parts[n - 1]!;
   }
-  void ip;
   const slash = containerPort.indexOf('/');
   const port = slash < 0 ? containerPort : containerPort.slice(0, slash);
   const protoRaw = slash < 0 ? '' : containerPort.slice(slash + 1);

@@ -9,6 +9,7 @@ import { closest, instructionError } from './diagnostics.js';
 import { parseFlags, type FlagKind } from './flags.js';
 import { chompHeredocContent, INSTRUCTION_KEYWORDS, parseHeredoc } from './parser.js';
 import { parseGoDuration } from './duration.js';
+import { MountError, parseMount } from './mounts.js';
 
 /** A FROM line, before its words are expanded with the global ARGs. */
 export interface FromSpec {
@@ -148,9 +149,6 @@ function onbuild(node: AstInstruction, base: { location: SourceLocation; origina
 
 const RUN_NETWORKS = ['default', 'none', 'host'];
 const RUN_SECURITY = ['sandbox', 'insecure'];
-const MOUNT_TYPES = ['bind', 'cache', 'tmpfs', 'secret', 'ssh'];
-const MOUNT_KEYS = ['type', 'target', 'dst', 'destination', 'source', 'src', 'from', 'readonly', 'ro', 'rw', 'readwrite',
-  'id', 'sharing', 'mode', 'uid', 'gid', 'size', 'required', 'env'];
 
 function run(node: AstInstruction, base: { location: SourceLocation; original: string }): Instruction {
   const f = parseFlags('run', node.flags, { mount: 'strings', network: 'string', security: 'string', device: 'strings' }, node.location, node.original);
@@ -168,7 +166,8 @@ function run(node: AstInstruction, base: { location: SourceLocation; original: s
     kind: 'run',
     args: jsonArgs(node),
     shellForm: !node.json,
-    heredocs: node.heredocs.map(chomped),
+    // kept as written: dispatch decides, like BuildKit, whether the shell or ocistack strips the tabs
+    heredocs: node.heredocs.map((h) => ({ ...h })),
     mounts,
     ...base,
   };
@@ -177,50 +176,14 @@ function run(node: AstInstruction, base: { location: SourceLocation; original: s
   return out;
 }
 
-/** Checks a `--mount` spec's keys and type (values may hold `$VAR`, expanded later). */
+/** Checks a `--mount` spec now, leaving values that hold variables for dispatch. */
 function validateMount(spec: string, node: AstInstruction): void {
-  for (const field of splitMountFields(spec)) {
-    const eq = field.indexOf('=');
-    const key = (eq < 0 ? field : field.slice(0, eq)).toLowerCase().trim();
-    const value = eq < 0 ? undefined : field.slice(eq + 1);
-    if (!MOUNT_KEYS.includes(key)) {
-      const guess = closest(key, MOUNT_KEYS);
-      throw err(`unexpected key '${key}' in '${field}'`, node, `${guess ? `did you mean ${guess}? ` : ''}--mount keys: ${MOUNT_KEYS.join(', ')}`);
-    }
-    if (key === 'type' && value !== undefined && !value.includes('$') && !MOUNT_TYPES.includes(value.toLowerCase())) {
-      throw err(`unsupported mount type "${value}"`, node, `--mount type is one of ${MOUNT_TYPES.join(', ')}`);
-    }
+  try {
+    parseMount(spec);
+  } catch (e) {
+    if (e instanceof MountError) throw err(e.message, node, e.hint);
+    throw e;
   }
-}
-
-/** `--mount` fields are CSV (BuildKit uses encoding/csv): commas split, double quotes group. */
-export function splitMountFields(spec: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let inQuote = false;
-  for (let i = 0; i < spec.length; i++) {
-    const c = spec[i]!;
-    if (c === '"') {
-      if (inQuote && spec[i + 1] === '"') {
-        cur += '"';
-        i++;
-      } else inQuote = !inQuote;
-    } else if (c === ',' && !inQuote) {
-      out.push(cur);
-      cur = '';
-    } else cur += c;
-  }
-  out.push(cur);
-  return out.filter((f) => f !== '');
-}
-
-/** The `from=` of a `--mount` spec, if any. */
-export function mountFrom(spec: string): string | undefined {
-  for (const field of splitMountFields(spec)) {
-    const eq = field.indexOf('=');
-    if (eq > 0 && field.slice(0, eq).toLowerCase().trim() === 'from') return field.slice(eq + 1);
-  }
-  return undefined;
 }
 
 function healthcheck(node: AstInstruction, base: { location: SourceLocation; original: string }): Instruction {
@@ -306,8 +269,4 @@ function copyOrAdd(node: AstInstruction, base: { location: SourceLocation; origi
   if (checksum) out.checksum = checksum;
   if (f.used('unpack')) out.unpack = f.bool('unpack');
   return out;
-}
-
-function chomped(h: AstHeredoc): AstHeredoc {
-  return h.chomp ? { ...h, content: chompHeredocContent(h.content) } : { ...h };
 }

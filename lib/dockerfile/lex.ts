@@ -345,7 +345,7 @@ class ShellWord {
       }
       const value = this.getEnv(name);
       if (this.lex.skipUnsetEnv && value === undefined) return `\${${name}/${pattern}/${replacement}}`;
-      const re = shellPatternToRegex(pattern, true, false, 'replacement');
+      const re = shellPatternToRegex(pattern, true, false);
       const v = value ?? '';
       if (replaceAll) return goReplaceAll(re, v, replacement);
       re.lastIndex = 0;
@@ -402,7 +402,7 @@ function isSpecialParam(ch: string): boolean {
  * Shell wildcard pattern (`*`, `?`, `\` escapes; no brackets) to a regex with
  * Go semantics (`.` never matches a newline; code points, not UTF-16 units).
  */
-function shellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean, what: string): RegExp {
+function shellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean): RegExp {
   const chars = Array.from(pattern);
   const any = '[^\\n]';
   let out = anchored ? '^' : '';
@@ -433,12 +433,11 @@ function shellPatternToRegex(pattern: string, greedy: boolean, anchored: boolean
     }
     out += tok;
   }
-  void what;
   return new RegExp(out, 'gu');
 }
 
 function trimPrefix(pattern: string, value: string, greedy: boolean): string {
-  const re = shellPatternToRegex(pattern, greedy, true, 'prefix');
+  const re = shellPatternToRegex(pattern, greedy, true);
   re.lastIndex = 0;
   const m = re.exec(value);
   return m ? value.slice(m.index + m[0].length) : value;

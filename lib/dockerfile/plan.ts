@@ -5,7 +5,8 @@
  */
 import type { BuildPlan, Diagnostic, Instruction, PlanOptions, Stage, StageBase } from './types.js';
 import { parseDockerfile } from './parser.js';
-import { toInstruction, mountFrom, type FromSpec } from './instructions.js';
+import { toInstruction, type FromSpec } from './instructions.js';
+import { mountFrom } from './mounts.js';
 import { closest, syntaxError } from './diagnostics.js';
 import { OcistackError } from '../errors.js';
 import { ShellLex, ShellLexError } from './lex.js';
@@ -78,6 +79,9 @@ export function plan(text: string, opts: PlanOptions = {}): BuildPlan {
     if (f.platform !== undefined) {
       const p = expand(lex, f.platform, globalEnv, f.location);
       if (p === '') throw stageError(`empty platform value from expression ${f.platform}`, f.location, 'give --platform a value like linux/amd64');
+      if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+){0,2}$/.test(p)) {
+        throw stageError(`failed to parse platform ${f.platform}: "${p}" is not OS/ARCH[/VARIANT]`, f.location, 'write --platform=linux/amd64, linux/arm64 or $BUILDPLATFORM');
+      }
       stage.platform = p;
     }
     if (f.name !== undefined) {

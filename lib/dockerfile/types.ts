@@ -181,7 +181,11 @@ export interface PlanOptions {
 export interface StageState {
   /** Image ENV, in order, `KEY=value`. */
   env: string[];
-  /** ARGs declared in this stage (and their value); ENV wins over ARG. */
+  /**
+   * ARGs declared in this stage (and their value). For expansion and RUN,
+   * an ENV set after an ARG shadows it, and an ARG given a value after an
+   * ENV (including the base image's) shadows that ENV, as in BuildKit.
+   */
   args: Map<string, string | undefined>;
   shell: string[];
   workdir: string;
@@ -193,6 +197,42 @@ export interface StageState {
   globalArgs?: Record<string, string | undefined>;
   /** ARGs in declaration order with their resolved value, for RUN's history line. */
   declaredArgs?: { name: string; value?: string }[];
+  /** Names whose latest definition is an ARG with a value (it then shadows the ENV). */
+  argShadowsEnv?: Set<string>;
+}
+
+export type MountType = 'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh';
+export type MountSharing = 'shared' | 'private' | 'locked';
+
+/** One parsed `RUN --mount` (BuildKit's defaults applied, values expanded). */
+export interface RunMountSpec {
+  type: MountType;
+  /** Stage name/index or image (bind, cache). */
+  from?: string;
+  source?: string;
+  target?: string;
+  readOnly: boolean;
+  /** Cache id, or secret/ssh id. */
+  id?: string;
+  sharing?: MountSharing;
+  required?: boolean;
+  /** tmpfs size in bytes. */
+  sizeLimit?: number;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  /** Secret exposed as this environment variable. */
+  env?: string;
+}
+
+/**
+ * A file BuildKit materializes for a RUN (a heredoc script starting with
+ * `#!` is mounted read-only at /dev/pipes/<name> and executed).
+ */
+export interface InlineFile {
+  path: string;
+  content: string;
+  mode: number;
 }
 
 /** An instruction with every word expanded: what the engine applies. */
@@ -211,7 +251,7 @@ export type ResolvedInstruction =
   | { kind: 'cmd'; cmd: string[] }
   | { kind: 'entrypoint'; entrypoint: string[] }
   | { kind: 'healthcheck'; healthcheck: HealthConfig }
-  | { kind: 'run'; args: string[]; env: string[]; mounts: string[]; network?: string; security?: string; heredocs: AstHeredoc[] }
+  | { kind: 'run'; args: string[]; env: string[]; mounts: string[]; network?: string; security?: string; heredocs: AstHeredoc[]; parsedMounts?: RunMountSpec[]; inlineFiles?: InlineFile[] }
   | ({ kind: 'copy' | 'add' } & CopyFields);
 
 export interface Dispatched {

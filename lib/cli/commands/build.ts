@@ -10,7 +10,7 @@ import type { BuildOutput } from '../../build/options.js';
 import { parseEpoch } from '../../build/time.js';
 import { createRenderer, progressModes, type ProgressMode } from '../../progress/render.js';
 import { flagBool, flagList, flagString, parseArgs, parseKeyValues, type FlagSpec } from '../args.js';
-import { registryFlagSpecs, registryOptionsFromFlags } from '../registry-flags.js';
+import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
 import type { CliCommand, CliIO } from '../types.js';
 import { writeFileAtomic } from '../write-file.js';
 
@@ -47,10 +47,7 @@ Options:
       --progress MODE        auto, plain, json or quiet (default auto)
       --source-date-epoch N  clamp all timestamps to N (also read from $SOURCE_DATE_EPOCH)
       --cache-dir DIR        blob cache (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)
-      --insecure             skip TLS verification for the registries of the tags (not for base images elsewhere)
-      --ca-file FILE         trust the CA certificates in this PEM file
-      --cert-dir DIR         certs.d-style directory: DIR/HOST:PORT/ca.crt
-      --creds USER[:PASS]    registry credentials (PASS asked on stdin when missing)
+${registryFlagsHelp}
   -h, --help                 show this help
 
 Exit status: 0 built (and pushed), 1 build or push failed, 2 usage error.

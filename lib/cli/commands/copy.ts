@@ -1,0 +1,84 @@
+/**
+ * `ocistack copy SOURCE DEST` (and the shared runner for `push`): copy an
+ * image between `docker://REF`, `oci:DIR[:TAG]` and `docker-archive:FILE`.
+ * Prints the manifest digest on stdout, progress on stderr.
+ */
+import { UsageError } from '../../errors.js';
+import { BlobStore } from '../../image/store.js';
+import { createRenderer, progressModes, type ProgressMode } from '../../progress/render.js';
+import { copyImage, formatLocation, parseLocation } from '../../registry/copy.js';
+import { flagBool, flagString, parseArgs, type FlagSpec } from '../args.js';
+import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
+import type { CliCommand, CliIO } from '../types.js';
+
+export const copyFlagSpecs: FlagSpec[] = [
+  { name: 'progress', type: 'string' },
+  { name: 'platform', type: 'string' },
+  { name: 'all', short: 'a', type: 'boolean' },
+  { name: 'cache-dir', type: 'string' },
+  { name: 'digest-file', type: 'string' },
+  ...registryFlagSpecs,
+];
+
+export const copyFlagsHelp = `      --progress MODE        auto, plain, json or quiet (default auto)
+      --platform OS/ARCH     platform to copy from a multi-platform source (default: this machine)
+  -a, --all                  copy a multi-platform index with every platform
+      --cache-dir DIR        blob cache (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)
+      --digest-file FILE     write the manifest digest (sha256:...) to FILE
+${registryFlagsHelp}
+  -h, --help                 show this help`;
+
+const help = `Usage: ocistack copy [OPTIONS] SOURCE DEST
+
+Copy an image. SOURCE and DEST are one of
+  docker://REF                 an image in a registry, e.g. docker://gitea.cnoe.localtest.me:8443/giteaadmin/app:1
+  oci:DIR[:TAG]                an OCI image layout directory
+  docker-archive:FILE[:REF]    a "docker save" tar (REF or @INDEX picks one of several images)
+
+Options:
+${copyFlagsHelp}
+
+Exit status: 0 copied, 1 failed, 2 usage error.
+`;
+
+/** Shared by copy and push: parse, copy, print. */
+export async function runCopy(argv: string[], io: CliIO, name: 'copy' | 'push', defaultDest?: 'docker'): Promise<number> {
+  const p = parseArgs(argv, copyFlagSpecs, name);
+  if (p.positionals.length !== 2) {
+    throw new UsageError(`${name} takes SOURCE and DEST, got ${p.positionals.length} argument(s)`, `see "ocistack ${name} --help"`);
+  }
+  const mode = (flagString(p, 'progress') ?? 'auto') as ProgressMode;
+  if (!progressModes().includes(mode)) throw new UsageError(`--progress "${mode}" is not a progress mode`, `use one of ${progressModes().join(', ')}`);
+  const source = parseLocation(p.positionals[0]!);
+  const destination = parseLocation(p.positionals[1]!, defaultDest);
+  const onProgress = createRenderer(mode, io.stderr);
+  // --insecure/--creds apply to the registries named on this command line.
+  const targets = [source, destination].filter((l) => l.transport === 'docker').map((l) => (l as { ref: string }).ref);
+  const registry = await registryOptionsFromFlags(p, { targets, io });
+  const cacheDir = flagString(p, 'cache-dir');
+  const store = new BlobStore(cacheDir ? (await import('node:path')).resolve(io.cwd, cacheDir) : undefined);
+  const r = await copyImage({
+    source,
+    destination,
+    store,
+    registry: { ...registry, onProgress },
+    platform: flagString(p, 'platform'),
+    all: flagBool(p, 'all'),
+    cwd: io.cwd,
+  });
+  onProgress({ type: 'info', message: `copied ${formatLocation(source)} to ${r.written.join(', ')}` });
+  const digestFile = flagString(p, 'digest-file');
+  if (digestFile) {
+    const { writeFileAtomic } = await import('../write-file.js');
+    await writeFileAtomic((await import('node:path')).resolve(io.cwd, digestFile), `${r.digest}\n`);
+  }
+  io.stdout.write(`${r.digest}\n`);
+  return 0;
+}
+
+export const command: CliCommand = {
+  name: 'copy',
+  summary: 'Copy an image between registries, OCI layouts and docker-archive files',
+  help,
+  run: (argv, io) => runCopy(argv, io, 'copy'),
+};
