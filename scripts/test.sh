@@ -115,8 +115,12 @@ export NODE_DISABLE_COLORS=1 FORCE_COLOR=0
 file_timeout=${OCISTACK_TEST_FILE_TIMEOUT:-420}
 budget=${OCISTACK_TEST_BUDGET:-780}
 jobs=${OCISTACK_TEST_JOBS:-2}
-logdir=$(mktemp -d "${TMPDIR:-/tmp}/ocistack-test-logs.XXXXXX")
-trap 'rm -rf "$logdir"' EXIT
+# Logs and each test file's TMPDIR live here; removed at the end unless
+# OCISTACK_KEEP_TMP is set (for debugging).
+workdir=$(mktemp -d "${TMPDIR:-/tmp}/ocistack-test-run.XXXXXX")
+logdir="$workdir/logs"
+mkdir -p "$logdir"
+if [ -z "${OCISTACK_KEEP_TMP:-}" ]; then trap 'rm -rf "$workdir"' EXIT; fi
 
 mapfile -t files < <(find dist/test -name '*.test.js' -type f 2>/dev/null | LC_ALL=C sort)
 if [ -n "${OCISTACK_TEST_FILTER:-}" ]; then
@@ -142,11 +146,15 @@ reap() {
 # at once afterwards. OCISTACK_TEST_RUN_ID names the runc containers the
 # helpers create.
 declare -A running=()
+# The test files run in their own sessions, so Ctrl-C does not reach them: kill them ourselves.
+trap 'for p in "${!running[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done; exit 130' INT TERM
 start_file() {
   local i=$1 limit=$file_timeout left=$((budget - SECONDS))
   if [ "$left" -lt "$limit" ]; then limit=$left; fi
   echo "$limit" >"$logdir/$i.limit"
-  OCISTACK_TEST_RUN_ID="$$-$i" setsid timeout -s KILL "$limit" node --enable-source-maps "${files[$i]}" >"$logdir/$i.log" 2>&1 &
+  # A private TMPDIR per file: whatever a killed file leaves in it is removed with it.
+  mkdir -p "$workdir/tmp-$i"
+  TMPDIR="$workdir/tmp-$i" OCISTACK_TEST_TMP="$workdir/tmp-$i" OCISTACK_TEST_RUN_ID="$$-$i" setsid timeout -s KILL "$limit" node --enable-source-maps "${files[$i]}" >"$logdir/$i.log" 2>&1 &
   running[$!]=$i
 }
 
@@ -154,6 +162,7 @@ start_file() {
 finish_file() {
   local i=$1 pgid=$2 code=$3 f=${files[$1]} log="$logdir/$1.log"
   reap "$pgid" "$$-$i"
+  if [ -z "${OCISTACK_KEEP_TMP:-}" ]; then rm -rf "$workdir/tmp-$i"; fi
   section "$f"
   cat "$log"
   local clean total ok skip file_failed
@@ -200,15 +209,19 @@ while [ "$next" -lt ${#files[@]} ] || [ ${#running[@]} -gt 0 ]; do
   done
   [ ${#running[@]} -gt 0 ] || continue
   set +e
-  wait -n -p done_pid "${!running[@]}"
+  done_pid=
+  # 2>/dev/null: bash would print "Killed" for a file the timeout stopped; we report it ourselves.
+  wait -n -p done_pid "${!running[@]}" 2>/dev/null
   code=$?
   set -e
+  if [ -z "${done_pid:-}" ] || [ -z "${running[$done_pid]+set}" ]; then continue; fi
   i=${running[$done_pid]}
   unset "running[$done_pid]"
   finish_file "$i" "$done_pid" "$code"
 done
 
 section "summary"
+if [ -n "${OCISTACK_KEEP_TMP:-}" ]; then say "logs and temp files kept in $workdir"; fi
 say "${#files[@]} test files"
 for p in "${problems[@]+"${problems[@]}"}"; do say "FAILED: $p"; done
 if [ $((passed + failed)) -eq 0 ]; then

@@ -196,8 +196,8 @@ test('ADD unpacks local tar, tar.gz, tar.bz2 and tar.xz archives; other files ar
   fs.chmodSync(path.join(src, 'pkg/bin/tool'), 0o755);
   fs.symlinkSync('bin/tool', path.join(src, 'pkg/t'));
   fs.linkSync(path.join(src, 'pkg/bin/tool'), path.join(src, 'pkg/hard'));
-  for (const [name, flag] of [['p.tar', ''], ['p.tar.gz', 'z'], ['p.tar.bz2', 'j'], ['p.tar.xz', 'J']] as const) {
-    execFileSync('tar', [`-c${flag}f`, path.join(ctxDir, name), '--owner=5', '--group=6', '--numeric-owner', '-C', src, 'pkg']);
+  for (const [name, flag] of [['p.tar', ''], ['p.tar.gz', '-z'], ['p.tar.bz2', '-j'], ['p.tar.xz', '-J'], ['p.tar.zst', '--zstd']] as const) {
+    execFileSync('tar', ['-c', ...(flag ? [flag] : []), '-f', path.join(ctxDir, name), '--owner=5', '--group=6', '--numeric-owner', '-C', src, 'pkg']);
     const { list } = await run(copyIns([name], '/ext', { kind: 'add' }));
     assert.equal(list, ['d ext/ rwxr-xr-x 0:0', 'd ext/pkg/ rwxr-xr-x 5:6', 'd ext/pkg/bin/ rwxr-xr-x 5:6', '- ext/pkg/bin/tool rwxr-xr-x 5:6 4', 'h ext/pkg/hard rwxr-xr-x 5:6 => ext/pkg/bin/tool', 'l ext/pkg/t rwxrwxrwx 5:6 -> bin/tool'], name);
   }
@@ -205,6 +205,17 @@ test('ADD unpacks local tar, tar.gz, tar.bz2 and tar.xz archives; other files ar
   const plain = await run(copyIns(['plain.gz'], '/g/', { kind: 'add' }));
   assert.equal(plain.list.length, 2);
   assert.match(plain.list[1]!, /^- g\/plain\.gz rw-r--r-- 0:0 \d+$/);
+});
+
+test('ADD of an xz archive without the xz program: a clear error naming the package', async () => {
+  const saved = process.env.PATH;
+  process.env.PATH = '/nonexistent';
+  try {
+    const err = await fails(copyIns(['p.tar.xz'], '/ext', { kind: 'add' }), /cannot decompress p\.tar\.xz: xz needs the "xz" program, which is not installed/);
+    assert.match(err.hint!, /apt-get install xz-utils/);
+  } finally {
+    process.env.PATH = saved;
+  }
 });
 
 test('ADD a URL: --checksum verified, mode 600, name from the URL; a mismatch is an error', async () => {

@@ -18,6 +18,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from '../lib/build/build.js';
@@ -36,6 +37,9 @@ const fixtures = fs
   .sort();
 
 let reg: TestRegistry;
+/** Serves `fixtures/copy/<name>/http/` at `@HTTP@/<name>/...` for ADD <url> fixtures. */
+let httpServer: http.Server;
+let httpBase: string;
 let baseRef: string;
 let baseTree: Map<string, string>;
 const work = makeTempDir('differential');
@@ -74,7 +78,7 @@ async function prepareContext(name: string): Promise<string> {
 function dockerfileFor(name: string): string {
   const text = fs.readFileSync(path.join(fixturesDir, name, 'Dockerfile'), 'utf8');
   const out = path.join(work, `Dockerfile-${name}`);
-  fs.writeFileSync(out, text.replaceAll('@BASE@', baseRef));
+  fs.writeFileSync(out, text.replaceAll('@BASE@', baseRef).replaceAll('@HTTP@', httpBase));
   const ignore = path.join(fixturesDir, name, 'Dockerfile.dockerignore');
   if (fs.existsSync(ignore)) fs.copyFileSync(ignore, `${out}.dockerignore`);
   return out;
@@ -95,6 +99,20 @@ async function buildOurs(name: string, ctx: string): Promise<Map<string, string>
 }
 
 test.before(async () => {
+  httpServer = http.createServer((req, res) => {
+    const rel = decodeURIComponent((req.url ?? '/').split('?')[0]!).replace(/^\/+/, '');
+    const [name, ...rest] = rel.split('/');
+    const file = path.join(fixturesDir, name ?? '', 'http', ...rest);
+    if (!name || rest.some((p) => p === '..') || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
+      res.writeHead(404);
+      res.end();
+      return;
+    }
+    res.writeHead(200, { 'Last-Modified': new Date(Date.UTC(2020, 0, 2, 3, 4, 5)).toUTCString() });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
+  httpBase = `http://127.0.0.1:${(httpServer.address() as { port: number }).port}`;
   reg = await startRegistry({ auth: 'none' });
   baseRef = await busyboxBase(reg);
   const layout = await busyboxLayout();
@@ -102,6 +120,7 @@ test.before(async () => {
 });
 
 test.after(async () => {
+  httpServer?.close();
   await reg?.stop();
 });
 

@@ -53,6 +53,13 @@ test('run returns output and exit code, and kills on timeout', async () => {
   assert.is(slow.code, 124);
 });
 
+test('failed commands are described without credentials', async () => {
+  const err = await run('sh', ['-c', 'exit 2', '--dest-creds', 'u:s3cret', 'token=abc'], { check: true, redact: ['abc'] }).catch((e: Error) => e);
+  assert.instance(err, Error);
+  assert.not.match((err as Error).message, /s3cret|abc/);
+  assert.match((err as Error).message, /failed with code 2/);
+});
+
 test('certificate is ECDSA P-256 with the IDPBuilder SANs; the other CA does not verify it', async () => {
   const c = await testCerts();
   const text = (await run('openssl', ['x509', '-in', c.certFile, '-noout', '-text'])).stdout;
@@ -140,6 +147,8 @@ test('htpasswd registry: anonymous and wrong-password pushes are refused, right 
 test('token registry: Gitea-like issuer, anonymous push refused, skopeo --creds accepted', async () => {
   const reg = await withRegistry('token');
   const t = reg.token!;
+  // Like Gitea: the realm is on the registry's own host:port.
+  assert.is(t.realm, `${reg.url}/v2/token`);
   const v2 = await httpsGet(`${reg.url}/v2/`, reg.caFile);
   assert.is(v2.status, 401);
   assert.match(String(v2.headers['www-authenticate']), new RegExp(`^Bearer realm="${t.realm}",service="container_registry"`));
@@ -245,6 +254,22 @@ test('plain-HTTP registry (tls: false) works with skopeo --tls-verify=false', as
     const ref = await busyboxBase(reg, 'plain/busybox');
     const r = await runImage(ref, { registry: reg, args: ['pwd'], cwd: '/tmp' });
     assert.is(r.stdout, '/tmp\n', r.stderr);
+  } finally {
+    await reg.stop();
+  }
+});
+
+test('plain-HTTP token registry advertises the https issuer as realm and accepts its tokens', async () => {
+  const reg = await startRegistry({ auth: 'token', tls: false });
+  try {
+    assert.is(reg.proxy, undefined);
+    const v2 = await httpsGet(`${reg.url}/v2/`, undefined);
+    assert.is(v2.status, 401);
+    const realm = reg.token!.realm;
+    assert.match(realm, /^https:\/\/localhost:\d+\/v2\/token$/);
+    const tok = await httpsRequest(`${realm}?service=container_registry`, reg.caFile, { headers: { Authorization: basic(reg.username!, reg.password!) } });
+    const ok = await httpsGet(`${reg.url}/v2/`, undefined, { Authorization: `Bearer ${JSON.parse(tok.body.toString()).token}` });
+    assert.is(ok.status, 200);
   } finally {
     await reg.stop();
   }

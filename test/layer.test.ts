@@ -187,6 +187,22 @@ test('openImageFs: the cached index is used (a corrupt blob is not read again)',
   assert.is(ifs.stat('/f')!.size, 1);
 });
 
+test('indexLayer: a truncated layer is an error, not a partial index', async () => {
+  const store = freshStore();
+  const big = 'z'.repeat(200000);
+  const l = await writeLayer([{ path: '/big', type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: big.length, content: bytes(big) }], { store });
+  // Re-store the layer's tar cut in the middle of the file, gzip-compressed, under its own digest.
+  const tar = execFileSync('gzip', ['-dc', store.path(l.digest)]).subarray(0, 100000);
+  const cut = await store.putBytes(execFileSync('gzip', ['-c'], { input: tar }));
+  try {
+    await indexLayer(store, cut.digest);
+    assert.unreachable('should fail');
+  } catch (e) {
+    assert.match((e as Error).message, /cannot read layer/);
+  }
+  assert.not.ok(fs.existsSync(layerIndexPath(store, cut.digest)), 'no index cached');
+});
+
 test.after(() => {
   fs.rmSync(tmpRoot, { recursive: true, force: true });
 });

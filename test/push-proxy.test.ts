@@ -209,7 +209,7 @@ test('a 401 in the middle of a chunked push (token expired): new token, same upl
   assert.is(r.digest, img.descriptor.digest);
   const patches = proxy.seen.filter((s) => s.method === 'PATCH');
   assert.is(patches[2]!.status, 401, 'the third PATCH was refused');
-  assert.is(patches.filter((s) => s.status === 202).length, 6, 'every 1 MiB chunk accepted once');
+  assert.is(patches.filter((s) => s.status === 202).length, Math.ceil(img.manifest.layers[0]!.size / MiB), 'every 1 MiB chunk accepted once');
   const tokenReqs = reg.token!.requests().slice(before);
   const pushScope = tokenReqs.filter((t) => t.scopes.includes('repository:giteaadmin/reauth:pull,push'));
   assert.ok(pushScope.length >= 2, `a new token was fetched after the 401 (${pushScope.length} token requests for the scope)`);

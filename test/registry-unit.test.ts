@@ -181,7 +181,7 @@ test('TLS policy: insecure per host, CA from --ca-file and certs.d (host:port di
 
 test('platforms: parse, host default, selection with variants', () => {
   assert.equal(parsePlatform('linux/arm64/v8'), { os: 'linux', architecture: 'arm64', variant: 'v8' });
-  throwsCode(() => parsePlatform('linux'), 'BAD_PLATFORM');
+  throwsCode(() => parsePlatform('linux/arm/v7/x'), 'BAD_PLATFORM');
   assert.is(hostPlatform().os, 'linux');
   const d = (architecture: string, variant?: string) => ({ mediaType: 'm', digest: `sha256:${architecture.padEnd(64, '0')}` as const, size: 1, platform: { os: 'linux', architecture, ...(variant ? { variant } : {}) } });
   const list = [d('arm', 'v6'), d('arm', 'v7'), d('arm64'), d('amd64')];

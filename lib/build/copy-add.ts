@@ -26,7 +26,7 @@ export function isGitUrl(s: string): boolean {
   if (isHttpUrl(s)) {
     try {
       const u = new URL(s);
-      return u.pathname.endsWith('.git') || /\.git$/.test(u.pathname.replace(/\/+$/, ''));
+      return /\.git$/.test(u.pathname.replace(/\/+$/, ''));
     } catch {
       return false;
     }

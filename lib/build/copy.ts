@@ -314,7 +314,11 @@ function fileDest(plan: LayerPlan, target: ImageFs, destAbs: string, destIsDir: 
   return resolved;
 }
 
-/** A SourceFs over files unpacked from an ADD archive. */
+/**
+ * A SourceFs over one file unpacked from an ADD archive. It says `image` so
+ * that members keep the owners stored in the archive (as `--from` sources
+ * keep theirs) unless `--chown` is given.
+ */
 function archiveSourceFs(file: string | undefined): SourceFs {
   return {
     kind: 'image',

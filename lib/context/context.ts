@@ -62,7 +62,7 @@ export class BuildContext {
     return resolveScoped({ lstat: (r) => this.source.lstat(r), readlink: (r) => this.source.readlink(r) }, rel, followFinal);
   }
 
-  /** Names in a directory that are not excluded... or that contain re-included paths. */
+  /** Every name in a directory, byte order (excluded ones too: callers check {@link excluded}). */
   async readdir(rel: string): Promise<string[]> {
     try {
       return await this.source.readdir(rel);

@@ -9,6 +9,8 @@
  * `[`/`]` and `\` escapes pass straight into a regular expression. The
  * conformance vectors (moby/patternmatcher tables) pin those behaviours, so
  * the pattern compiler below follows patternmatcher's algorithm step by step.
+ * (Measured: Docker's rules layered on minimatch got 51 of the 54 vectors;
+ * the three misses are `**/`, `**file` and `a**/*.txt`.)
  */
 import { OcistackError } from '../errors.js';
 

@@ -119,8 +119,16 @@ export async function scanLayer(store: BlobStore, digest: Digest, onEntry: (entr
     throw new OcistackError(`layer ${digest} is not in the blob store`, { code: 'LAYER_MISSING', hint: 'pull the base image again', cause: e });
   });
   const pending: Promise<void>[] = [];
+  let fatal: Error | undefined;
   const parser = new Parser({
-    strict: true,
+    // Not strict: real-world layers carry oddities (a link name on a plain
+    // file, an empty symlink target) that node-tar reports and skips. Only
+    // corruption fails the scan: a bad checksum or a truncated archive.
+    strict: false,
+    onwarn: (code: string, message: string | Error) => {
+      const text = typeof message === 'string' ? message : message.message;
+      if (code === 'TAR_BAD_ARCHIVE' || code === 'TAR_ABORT' || /checksum/.test(text)) fatal ??= new Error(text);
+    },
     onReadEntry: (entry: ReadEntry) => {
       const r = onEntry(entry);
       if (r) pending.push(r);
@@ -131,6 +139,7 @@ export async function scanLayer(store: BlobStore, digest: Digest, onEntry: (entr
   try {
     await pipeline(decompressFile(file, detectCompression(head), `layer ${digest}`), parser as unknown as NodeJS.WritableStream);
     await Promise.all(pending);
+    if (fatal) throw fatal;
   } catch (e) {
     if (e instanceof OcistackError) throw e;
     throw new OcistackError(`cannot read layer ${digest}: ${(e as Error).message}`, {

@@ -4,10 +4,8 @@
  * digest, then renamed into place (no partial blob is ever visible).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { OcistackError } from '../errors.js';
 import type { BlobStore } from '../image/store.js';
 import type { Descriptor } from '../image/types.js';
@@ -17,6 +15,8 @@ import { backoffDelay, sleep } from './retry.js';
 
 /** Emit a progress event at most every this many bytes. */
 const PROGRESS_STEP = 1 << 20;
+/** Bytes gathered before one write to disk. */
+const WRITE_BATCH = 1 << 20;
 
 export function shortId(digest: string): string {
   return digest.slice(7, 19);
@@ -76,21 +76,31 @@ export async function pullBlob(client: RegistryClient, repository: string, desc:
       } else if (!res.ok) {
         throw await responseError(client.registry, res, `cannot get blob ${desc.digest} from ${client.registry}/${repository}`);
       }
-      const h = hash;
-      const counter = new Transform({
-        transform(chunk: Buffer, _e, cb) {
-          h.update(chunk);
-          written += chunk.length;
-          if (written > desc.size) {
-            cb(new OcistackError(`blob ${desc.digest} is larger than its descriptor says (${desc.size} bytes)`, { code: 'DIGEST_MISMATCH', registry: client.registry, hint: 'the registry served different content; check the registry' }));
-            return;
-          }
-          report();
-          cb(null, chunk);
-        },
-      });
+      // Hash and count as bytes arrive; gather them into ~1 MiB vectored writes.
       try {
-        await pipeline(res.body!, counter, createWriteStream(tmp, { flags: written > 0 || res.status === 206 ? 'a' : 'w' }));
+        const fh = await fsp.open(tmp, written > 0 ? 'a' : 'w');
+        try {
+          let batch: Buffer[] = [];
+          let batchBytes = 0;
+          for await (const chunk of res.body as AsyncIterable<Buffer>) {
+            hash.update(chunk);
+            written += chunk.length;
+            if (written > desc.size) {
+              throw new OcistackError(`blob ${desc.digest} is larger than its descriptor says (${desc.size} bytes)`, { code: 'DIGEST_MISMATCH', registry: client.registry, hint: 'the registry served different content; check the registry' });
+            }
+            report();
+            batch.push(chunk);
+            batchBytes += chunk.length;
+            if (batchBytes >= WRITE_BATCH) {
+              await fh.writev(batch);
+              batch = [];
+              batchBytes = 0;
+            }
+          }
+          if (batchBytes) await fh.writev(batch);
+        } finally {
+          await fh.close();
+        }
         break;
       } catch (e) {
         if (e instanceof OcistackError) throw e;

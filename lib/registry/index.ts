@@ -14,7 +14,7 @@ export type { PullImageOptions, PullImageResult } from './pull.js';
 export { pushImage } from './push.js';
 export type { PushImageOptions, PushImageResult } from './push.js';
 export { DEFAULT_CHUNK_SIZE, MIN_CHUNK_SIZE } from './blob-push.js';
-export { hostPlatform, parsePlatform, formatPlatform } from './platform.js';
+export { selectManifest } from './platform.js';
 export { checkLogin } from './login.js';
 export { copyImage, parseLocation, formatLocation } from './copy.js';
 export type { ImageLocation, CopyImageOptions, CopyImageResult } from './copy.js';

@@ -55,7 +55,7 @@ export async function pullImage(opts: PullImageOptions): Promise<PullImageResult
     if (fetched.kind === 'index') {
       await opts.store.putBytes(fetched.bytes, fetched.digest);
       indexDescriptor = { mediaType: fetched.mediaType, digest: fetched.digest, size: fetched.bytes.length };
-      const chosen = selectManifest((fetched.parsed as ImageIndex).manifests, want, ref.toString());
+      const chosen = selectManifest((fetched.parsed as ImageIndex).manifests, want, ref.toString(), !!opts.platform && opts.platform.split('/').length === 3);
       platform = chosen.platform;
       fetched = await fetchManifest(client, ref.repository, chosen.digest);
       if (fetched.kind !== 'manifest') {

@@ -91,14 +91,14 @@ export function tlsPolicyFor(registry: string, opts: RegistryOptions = {}): TlsP
 export function agentFor(registry: string, opts: RegistryOptions = {}, plainHttp = false): http.Agent {
   if (plainHttp) return new http.Agent({ keepAlive: true, maxSockets: 16 });
   const p = tlsPolicyFor(registry, opts);
-  return new https.Agent({
-    keepAlive: true,
-    maxSockets: 16,
-    rejectUnauthorized: !p.insecure,
+  // One secure context per agent: passing `ca` alone makes Node parse every
+  // root certificate again on each new connection.
+  const secureContext = tls.createSecureContext({
     ca: p.ca.length ? [...tls.rootCertificates, ...p.ca] : undefined,
     cert: p.cert,
     key: p.key,
   });
+  return new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: !p.insecure, secureContext });
 }
 
 const TLS_CODES = new Set([

@@ -23,7 +23,7 @@ export interface ProxyFault {
 }
 
 export interface ProxyOptions {
-  /** nginx `client_max_body_size`, e.g. `'8m'`. Default `'1m'` (nginx's and ingress-nginx's default). */
+  /** nginx `client_max_body_size`, e.g. `'8m'`; `'0'` means no limit. Default `'1m'` (nginx's and ingress-nginx's default). */
   maxBodySize?: string;
   /** Static faults (can be replaced later with {@link NginxProxy.setFaults}). */
   faults?: ProxyFault[];

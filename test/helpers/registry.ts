@@ -28,9 +28,14 @@ export type RegistryAuth = 'none' | 'htpasswd' | 'token';
 export interface StartRegistryOptions {
   /** Default `'none'`. */
   auth?: RegistryAuth;
-  /** Put an nginx reverse proxy in front; `host`/`url` then point at nginx. */
+  /**
+   * Put an nginx reverse proxy in front; `host`/`url` then point at nginx.
+   * `auth: 'token'` with TLS always has one (without a body-size limit unless
+   * given here), so that the token realm is on the registry's host:port like
+   * Gitea's. With `tls: false` the realm is the issuer's own https port.
+   */
   proxy?: ProxyOptions;
-  /** Serve TLS (default true). With false the registry speaks plain HTTP (no proxy allowed). */
+  /** Serve TLS (default true). With false the registry speaks plain HTTP (no nginx proxy; the token issuer stays https). */
   tls?: boolean;
   /** Default `giteaadmin` (IDPBuilder's admin user). */
   username?: string;
@@ -62,7 +67,7 @@ export interface TestRegistry {
   dataDir: string;
   /** For `token` auth: the realm advertised and the requests the issuer has seen. */
   token?: { realm: string; service: string; issuer: string; requests(): TokenRequest[] };
-  /** The nginx proxy, when `proxy` was given. */
+  /** The nginx proxy, when `proxy` was given or auth is `token`. */
   proxy?: NginxProxy;
   /** Stop every process of this registry and delete its temp dir. */
   stop(): Promise<void>;
@@ -139,14 +144,19 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   const auth = opts.auth ?? 'none';
   const tls = opts.tls ?? true;
   if (!tls && opts.proxy) throw new Error('startRegistry: a proxy needs tls');
+  // Gitea serves its token realm on the registry's own host:port; docker-registry
+  // cannot, so TLS token registries always sit behind nginx, which routes
+  // /v2/token to the issuer. Without an explicit proxy there is no body-size
+  // limit ('0'). Plain-HTTP token registries advertise the issuer's own port.
+  const proxyOpts: ProxyOptions | undefined = opts.proxy ?? (auth === 'token' && tls ? { maxBodySize: '0' } : undefined);
   const registryBin = requireTool('docker-registry');
   if (auth === 'htpasswd') requireTool('htpasswd');
-  if (opts.proxy) requireTool('nginx');
+  if (proxyOpts) requireTool('nginx');
   const certs = await testCerts();
   const dir = makeTempDir(`registry-${auth}`);
   const dataDir = join(dir, 'data');
   const port = await freePort();
-  const proxyPort = opts.proxy ? await freePort() : undefined;
+  const proxyPort = proxyOpts ? await freePort() : undefined;
   const username = auth === 'none' ? undefined : opts.username ?? 'giteaadmin';
   const password = auth === 'none' ? undefined : opts.password ?? randomBytes(12).toString('base64url');
   const daemons: ChildProcess[] = [];
@@ -155,7 +165,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   if (auth === 'htpasswd') {
     htpasswdFile = join(dir, 'htpasswd');
     // -B bcrypt (the only scheme docker-registry accepts), -b password from argv, -n print.
-    const line = await runOk(requireTool('htpasswd'), ['-Bbn', username!, password!]);
+    const line = await runOk(requireTool('htpasswd'), ['-Bbn', username!, password!], { redact: [password!] });
     writeFileSync(htpasswdFile, line.trim() + '\n', { mode: 0o600 });
   }
 
@@ -177,8 +187,8 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     closeSync(outFd);
     daemons.push(issuer);
     await waitForHttps(`https://127.0.0.1:${issuerPort}/`, certs.caFile, (s) => s === 404, issuer);
-    // Like Gitea, the realm is on the same host as the registry when there is a front proxy.
-    const realm = proxyPort ? `https://localhost:${proxyPort}/v2/token` : `https://localhost:${issuerPort}/v2/token`;
+    // Like Gitea, the realm is on the same host:port as the registry (nginx routes it).
+    const realm = `https://localhost:${proxyPort ?? issuerPort}/v2/token`;
     token = { realm, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER, requests: () => readRequestLog(tokenLog) };
   }
 
@@ -224,9 +234,9 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
   };
   try {
     await launch();
-    if (opts.proxy) {
+    if (proxyOpts) {
       proxy = await startNginxProxy({
-        ...opts.proxy,
+        ...proxyOpts,
         certs,
         port: proxyPort!,
         upstream: `127.0.0.1:${port}`,

@@ -74,6 +74,16 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Throw when the exit code is not 0 (the error includes stderr). Default false. */
   check?: boolean;
+  /** Secrets to replace with *** in error messages (values after `--*creds` are always hidden). */
+  redact?: string[];
+}
+
+/** The command line as text for error messages, with credentials hidden. */
+export function describeCommand(cmd: string, args: string[], redact: string[] = []): string {
+  const shown = args.map((a, i) => (i > 0 && /^--(?:[a-z]+-)?creds$/.test(args[i - 1]) ? '***' : a));
+  let text = [cmd, ...shown].join(' ');
+  for (const secret of redact) if (secret) text = text.split(secret).join('***');
+  return text;
 }
 
 export interface RunResult {
@@ -121,7 +131,7 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
       if (opts.check && res.code !== 0) {
         reject(
           new Error(
-            `${cmd} ${args.join(' ')} failed with code ${res.code}${timedOut ? ` (timed out after ${timeoutMs} ms)` : ''}:\n${res.stderr || res.stdout}`,
+            `${describeCommand(cmd, args, opts.redact)} failed with code ${res.code}${timedOut ? ` (timed out after ${timeoutMs} ms)` : ''}:\n${res.stderr || res.stdout}`,
           ),
         );
         return;
