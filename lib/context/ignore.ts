@@ -10,7 +10,8 @@
  * conformance vectors (moby/patternmatcher tables) pin those behaviours, so
  * the pattern compiler below follows patternmatcher's algorithm step by step.
  * (Measured: Docker's rules layered on minimatch got 51 of the 54 vectors;
- * the three misses are `**/`, `**file` and `a**/*.txt`.)
+ * the misses are a bare trailing-slash double star, `**file`, and a double
+ * star glued to a name before a slash.)
  */
 import { OcistackError } from '../errors.js';
 

@@ -157,6 +157,7 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
   let location = mountLocation;
   let offset = 0;
   let failures = 0;
+  let stalled = 0;
   report();
   for (;;) {
     try {
@@ -217,6 +218,14 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
       const restart = e instanceof TransientUploadError && e.restart;
       const status = location && !restart ? await uploadStatus(ctx, location).catch(() => undefined) : undefined;
       if (status && status.offset <= desc.size) {
+        // A proxy with a body limit may cut the connection instead of answering 413. Two broken
+        // requests in a row that moved nothing forward: try smaller requests.
+        if (status.offset === offset && !(e instanceof TransientUploadError)) {
+          stalled++;
+          if (stalled >= 2 && shrink(ctx)) stalled = 0;
+        } else {
+          stalled = 0;
+        }
         location = status.location;
         offset = status.offset;
       } else {

@@ -68,7 +68,10 @@ export async function startHttpProxy(opts: HttpProxyOptions): Promise<HttpProxy>
       const ch = ur.headers['www-authenticate'];
       if (typeof ch === 'string') lastChallenge = ch;
       res.writeHead(ur.statusCode ?? 502, ur.headers);
-      const cut = listener === 'main' && req.method === 'GET' && BLOB_GET.test(req.url ?? '') && !req.headers.range && opts.cutBlobAfterBytes !== undefined && cutsLeft > 0 && ur.statusCode === 200;
+      const length = Number(ur.headers['content-length'] ?? 0);
+      const cut =
+        listener === 'main' && req.method === 'GET' && BLOB_GET.test(req.url ?? '') && !req.headers.range &&
+        opts.cutBlobAfterBytes !== undefined && cutsLeft > 0 && ur.statusCode === 200 && length > opts.cutBlobAfterBytes;
       if (!cut) {
         ur.pipe(res);
         return;
