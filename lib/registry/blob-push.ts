@@ -222,7 +222,7 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
         // requests in a row that moved nothing forward: try smaller requests.
         if (status.offset === offset && !(e instanceof TransientUploadError)) {
           stalled++;
-          if (stalled >= 2 && shrink(ctx)) stalled = 0;
+          if (stalled >= 2 && shrink(ctx, 'broke two uploads in a row without progress')) stalled = 0;
         } else {
           stalled = 0;
         }
@@ -238,11 +238,11 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
   report(true);
 }
 
-/** Halve the shared chunk size after a 413; false when it cannot shrink further. */
-function shrink(ctx: BlobPushContext): boolean {
+/** Halve the shared chunk size (after a 413, or uploads broken without progress); false when it cannot shrink further. */
+function shrink(ctx: BlobPushContext, why = 'refused a request body as too large (413)'): boolean {
   if (ctx.chunk.size <= MIN_CHUNK_SIZE) return false;
   ctx.chunk.size = Math.max(MIN_CHUNK_SIZE, Math.floor(ctx.chunk.size / 2));
-  ctx.progress({ type: 'info', message: `${ctx.client.registry} refused a request body as too large (413): chunk size now ${ctx.chunk.size} bytes` });
+  ctx.progress({ type: 'info', message: `${ctx.client.registry} ${why}: chunk size now ${ctx.chunk.size} bytes` });
   return true;
 }
 
