@@ -12,6 +12,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createReadStream } from 'node:fs';
+import pLimit from 'p-limit';
 import { OcistackError, type SourceLocation } from '../errors.js';
 import type { BuildContext } from '../context/context.js';
 import { cleanPath, IgnoreMatcher } from '../context/ignore.js';
@@ -25,6 +26,9 @@ import type { ProgressListener } from '../progress/events.js';
 import { downloadUrl, isGitUrl, isHttpUrl, readArchive } from './copy-add.js';
 import { parseChmod, resolveChown, type ChmodFn, type Owner } from './copy-chown.js';
 import { compileSegment, ContextSourceFs, hasWildcard, ImageSourceFs, type SourceFs, type SourceStat } from './copy-source.js';
+
+/** Readability checks of context files run this many at a time. */
+const CHECK_CONCURRENCY = 32;
 
 export type CopyInstruction = Extract<ResolvedInstruction, { kind: 'copy' | 'add' }>;
 
@@ -277,13 +281,12 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
     // 3. Fail now, not halfway through the layer, on unreadable files.
     for (const [s, files] of plan.reads) {
       if (s.kind === 'context') {
-        for (const f of files) {
-          try {
-            await s.checkReadable(f.rel);
-          } catch (e) {
-            throw contextError(f.rel, e, loc);
-          }
-        }
+        // Many checks in flight (each is an open and a close in the thread
+        // pool); the first unreadable file in copy order is the one reported.
+        const limit = pLimit(CHECK_CONCURRENCY);
+        const checks = await Promise.allSettled(files.map((f) => limit(() => s.checkReadable(f.rel))));
+        const bad = checks.findIndex((c) => c.status === 'rejected');
+        if (bad >= 0) throw contextError(files[bad]!.rel, (checks[bad] as PromiseRejectedResult).reason, loc);
       } else await s.prepare(files, tmpDir);
     }
 

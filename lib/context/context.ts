@@ -25,6 +25,9 @@ export interface ContextEntry {
   stat: ContextStat;
 }
 
+/** Siblings stat'ed concurrently while walking: enough to keep the thread pool busy, few enough to hold. */
+const WALK_STAT_BATCH = 64;
+
 export class BuildContext {
   readonly dir: string;
   readonly source: ContextSource;
@@ -79,22 +82,26 @@ export class BuildContext {
    */
   async *walk(rel: string): AsyncGenerator<ContextEntry> {
     const names = await this.readdir(rel);
-    for (const name of names) {
-      const child = rel === '' ? name : `${rel}/${name}`;
-      let st: ContextStat | undefined;
-      try {
-        st = await this.source.lstat(child);
-      } catch (e) {
-        throw contextReadError(child, e);
+    // lstat a batch of siblings at once (the thread pool runs them in
+    // parallel), then handle them in name order as before; the first failure
+    // in name order is the one reported.
+    for (let start = 0; start < names.length; start += WALK_STAT_BATCH) {
+      const batch = names.slice(start, start + WALK_STAT_BATCH).map((name) => (rel === '' ? name : `${rel}/${name}`));
+      const stats = await Promise.allSettled(batch.map((child) => this.source.lstat(child)));
+      for (let i = 0; i < batch.length; i++) {
+        const child = batch[i]!;
+        const r = stats[i]!;
+        if (r.status === 'rejected') throw contextReadError(child, r.reason);
+        const st = r.value;
+        if (!st) continue;
+        const excluded = this.excluded(child);
+        if (st.type === 'socket' || st.type === 'device' || st.type === 'fifo') {
+          if (!excluded) this.warn(`skipping ${st.type} "${child}" in the build context: only files, directories and symlinks can be copied`);
+          continue;
+        }
+        if (!excluded) yield { rel: child, stat: st };
+        if (st.type === 'dir' && (!excluded || this.ignore.hasExceptions)) yield* this.walk(child);
       }
-      if (!st) continue;
-      const excluded = this.excluded(child);
-      if (st.type === 'socket' || st.type === 'device' || st.type === 'fifo') {
-        if (!excluded) this.warn(`skipping ${st.type} "${child}" in the build context: only files, directories and symlinks can be copied`);
-        continue;
-      }
-      if (!excluded) yield { rel: child, stat: st };
-      if (st.type === 'dir' && (!excluded || this.ignore.hasExceptions)) yield* this.walk(child);
     }
   }
 

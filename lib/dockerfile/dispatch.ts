@@ -18,8 +18,9 @@ import { platformArgs, PROXY_ARGS } from './platform.js';
 import { chompHeredocContent, parseDockerfile, parseHeredoc } from './parser.js';
 import { toInstruction } from './instructions.js';
 
-/** PATH BuildKit gives a stage whose base image sets none (Linux). */
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+import { DEFAULT_PATH } from '../image/config.js';
+/** PATH BuildKit gives a stage whose base image sets none (Linux); one definition, in lib/image/config. */
+export { DEFAULT_PATH };
 
 export interface NewStageStateOptions {
   /** The base image's config (full image config or just its `config` part). */

@@ -38,11 +38,16 @@ export function parsePlatform(s: string): Platform {
   return normalizePlatform({ os: parts[0]!, architecture: parts[1]!, variant: parts[2] });
 }
 
-/** Go's normalisation: arm64 implies v8, aarch64 is arm64, x86_64 is amd64. */
+/** Architecture aliases (uname and Debian names) and the variant they imply. */
+const ARCH_ALIASES: Record<string, [string, string?]> = {
+  x86_64: ['amd64'], 'x86-64': ['amd64'], aarch64: ['arm64'], i386: ['386'], armhf: ['arm', 'v7'], armel: ['arm', 'v6'],
+};
+
+/** Go's normalisation: arm64 implies v8, arm implies v7, aliases mapped (aarch64 is arm64, x86_64 is amd64). */
 export function normalizePlatform(p: Platform): Platform {
-  let { architecture, variant } = p;
-  if (architecture === 'x86_64' || architecture === 'x86-64') architecture = 'amd64';
-  if (architecture === 'aarch64') architecture = 'arm64';
+  const alias = ARCH_ALIASES[p.architecture];
+  const architecture = alias ? alias[0] : p.architecture;
+  let variant = p.variant ?? alias?.[1];
   if (architecture === 'arm64' && !variant) variant = 'v8';
   if (architecture === 'arm' && !variant) variant = 'v7';
   const out: Platform = { os: p.os, architecture };

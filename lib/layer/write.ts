@@ -7,13 +7,14 @@
  * collapse to the last one given, the gzip header carries no time, a fixed
  * OS byte and no name, and with `sourceDateEpoch` every mtime is clamped.
  */
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { OcistackError } from '../errors.js';
-import { MediaType } from '../image/types.js';
+import { MediaType, type Digest } from '../image/types.js';
 import { BlobStore, DigestCounter } from '../image/store.js';
 import { encodeHeader, END_OF_ARCHIVE, paddingFor, type TarHeader } from './tar-header.js';
 import type { LayerEntry, LayerResult } from './types.js';
@@ -121,28 +122,157 @@ function headerFor(e: LayerEntry, sde: number | undefined): TarHeader {
   }
 }
 
-async function* tarStream(entries: LayerEntry[], sde: number | undefined): AsyncGenerator<Buffer> {
-  for (const e of entries) {
-    const h = headerFor(e, sde);
+/** Files up to this size are read ahead, concurrently, while earlier entries are written. */
+const PREFETCH_MAX_FILE = 256 * 1024;
+/** Read-ahead bounds: how many files, and how many bytes, may be held at once (memory stays flat). */
+const PREFETCH_MAX_FILES = 64;
+const PREFETCH_MAX_BYTES = 8 * 1024 * 1024;
+/** Bytes per chunk handed to gzip: each write is a thread-pool round trip, so few big ones beat many 512-byte headers. */
+const OUT_CHUNK = 1024 * 1024;
+
+/** Read all of an entry's content into memory, checking its size (only for small files). */
+async function readSmall(e: LayerEntry, size: number): Promise<Buffer[]> {
+  const chunks: Buffer[] = [];
+  let got = 0;
+  for await (const chunk of e.content!() as AsyncIterable<Uint8Array | string>) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    got += buf.length;
+    if (got > size) throw changedWhileReading(e.path, size);
+    chunks.push(buf);
+  }
+  if (got !== size) throw changedWhileReading(e.path, size);
+  return chunks;
+}
+
+/**
+ * Reads small files ahead of the writer, in entry order, a bounded window at
+ * a time. Opening and reading many small files one after the other leaves the
+ * thread pool idle between them; with a window, several reads are in flight
+ * while the writer hashes and compresses. The bytes still reach the tar in
+ * entry order, so the output is unchanged.
+ */
+class Prefetcher {
+  private readonly pending = new Map<number, Promise<Buffer[]>>();
+  private next = 0;
+  private bytes = 0;
+
+  constructor(
+    private readonly entries: LayerEntry[],
+    private readonly headers: TarHeader[],
+  ) {}
+
+  private small(i: number): boolean {
+    const h = this.headers[i]!;
+    return h.type === '0' && h.size > 0 && h.size <= PREFETCH_MAX_FILE && !!this.entries[i]!.content;
+  }
+
+  /** Start reads for entry `from` and those after it, within the window. */
+  fill(from: number): void {
+    if (this.next < from) this.next = from;
+    while (this.next < this.entries.length && this.pending.size < PREFETCH_MAX_FILES) {
+      const i = this.next;
+      if (!this.small(i)) {
+        // Big files stream when their turn comes; look past them only a little.
+        if (this.next - from > PREFETCH_MAX_FILES) break;
+        this.next++;
+        continue;
+      }
+      const size = this.headers[i]!.size;
+      if (this.bytes + size > PREFETCH_MAX_BYTES && this.pending.size > 0) break;
+      const p = readSmall(this.entries[i]!, size);
+      // Errors surface when the writer reaches the entry, in order; until then keep them from being "unhandled".
+      p.catch(() => undefined);
+      this.pending.set(i, p);
+      this.bytes += size;
+      this.next++;
+    }
+  }
+
+  /** The content of entry `i` if it was read ahead. */
+  take(i: number): Promise<Buffer[]> | undefined {
+    const p = this.pending.get(i);
+    if (!p) return undefined;
+    this.pending.delete(i);
+    this.bytes -= this.headers[i]!.size;
+    return p;
+  }
+}
+
+/** The tar stream: headers and contents, in entry order, as small pieces. */
+async function* tarPieces(entries: LayerEntry[], sde: number | undefined): AsyncGenerator<Buffer> {
+  const headers = entries.map((e) => headerFor(e, sde));
+  const ahead = new Prefetcher(entries, headers);
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    const h = headers[i]!;
     yield encodeHeader(h);
     if (h.type !== '0' || h.size === 0) continue;
     if (!e.content) {
       throw new OcistackError(`layer entry ${e.path} has no content`, { code: 'LAYER_WRITE', hint: 'this is a bug in ocistack; please report it' });
     }
-    let written = 0;
-    for await (const chunk of e.content() as AsyncIterable<Uint8Array | string>) {
-      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      if (written + buf.length > h.size) {
-        throw changedWhileReading(e.path, h.size);
+    ahead.fill(i);
+    const read = ahead.take(i);
+    if (read) {
+      yield* await read;
+    } else {
+      let written = 0;
+      for await (const chunk of e.content() as AsyncIterable<Uint8Array | string>) {
+        const buf = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        if (written + buf.length > h.size) {
+          throw changedWhileReading(e.path, h.size);
+        }
+        written += buf.length;
+        yield buf;
       }
-      written += buf.length;
-      yield buf;
+      if (written !== h.size) throw changedWhileReading(e.path, h.size);
     }
-    if (written !== h.size) throw changedWhileReading(e.path, h.size);
     const p = paddingFor(h.size);
     if (p.length) yield p;
   }
   yield END_OF_ARCHIVE;
+}
+
+/**
+ * The tar stream in chunks of about {@link OUT_CHUNK} bytes, hashed on the
+ * way (the diffId), so the compressor sees a few large writes.
+ */
+async function* tarStream(entries: LayerEntry[], sde: number | undefined, counter: TarCounter): AsyncGenerator<Buffer> {
+  let buf = Buffer.allocUnsafe(OUT_CHUNK);
+  let used = 0;
+  for await (const piece of tarPieces(entries, sde)) {
+    counter.update(piece);
+    if (piece.length >= OUT_CHUNK / 2) {
+      // Big pieces (file content) go through as they are, after what is buffered.
+      if (used > 0) {
+        yield buf.subarray(0, used);
+        buf = Buffer.allocUnsafe(OUT_CHUNK);
+        used = 0;
+      }
+      yield piece;
+      continue;
+    }
+    if (used + piece.length > OUT_CHUNK) {
+      yield buf.subarray(0, used);
+      buf = Buffer.allocUnsafe(OUT_CHUNK);
+      used = 0;
+    }
+    piece.copy(buf, used);
+    used += piece.length;
+  }
+  if (used > 0) yield buf.subarray(0, used);
+}
+
+/** sha256 and size of the uncompressed tar. */
+class TarCounter {
+  private readonly hash = createHash('sha256');
+  size = 0;
+  update(b: Buffer): void {
+    this.hash.update(b);
+    this.size += b.length;
+  }
+  digest(): Digest {
+    return `sha256:${this.hash.digest('hex')}`;
+  }
 }
 
 function changedWhileReading(p: string, size: number): OcistackError {
@@ -178,16 +308,16 @@ export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<L
   for await (const e of entries as AsyncIterable<LayerEntry>) list.push(e);
   const ordered = orderEntries(list);
   const tmp = await opts.store.tempPath('layer');
-  const tarCounter = new DigestCounter();
+  const tarCounter = new TarCounter();
   const gzCounter = new DigestCounter();
   try {
     await pipeline(
-      Readable.from(tarStream(ordered, opts.sourceDateEpoch)),
-      tarCounter,
-      zlib.createGzip({ level: opts.level ?? 6 }),
+      Readable.from(tarStream(ordered, opts.sourceDateEpoch, tarCounter), { objectMode: false, highWaterMark: OUT_CHUNK }),
+      // A bigger output chunk than zlib's 16 KiB default: fewer callbacks, same bytes.
+      zlib.createGzip({ level: opts.level ?? 6, chunkSize: 256 * 1024 }),
       new GzipHeaderFix(),
       gzCounter,
-      createWriteStream(tmp, { mode: 0o644 }),
+      createWriteStream(tmp, { mode: 0o644, highWaterMark: OUT_CHUNK }),
     );
     const digest = gzCounter.digest();
     await opts.store.commitTemp(tmp, digest);

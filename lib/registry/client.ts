@@ -268,7 +268,7 @@ export class RegistryClient {
         agent: sameHost ? this.agent : agentForOther(u, this.opts),
         redirect: 'manual',
       });
-      if (process.env.OCISTACK_DEBUG_HTTP) process.stderr.write(`[http] ${method} ${u.pathname}${u.search.slice(0, 40)} ${spec.headers?.['Content-Range'] ?? ''} -> ${res.status} ${res.headers.get('range') ?? ''}\n`);
+      if (process.env.OCISTACK_DEBUG_HTTP) process.stderr.write(`[http] +${Math.round(performance.now())}ms ${method} ${u.pathname}${u.search.slice(0, 40)} ${spec.headers?.['Content-Range'] ?? ''} -> ${res.status} ${res.headers.get('range') ?? ''}\n`);
       if (![301, 302, 303, 307, 308].includes(res.status)) return res;
       const loc = res.headers.get('location');
       if (!loc) return res;

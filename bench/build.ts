@@ -1,0 +1,262 @@
+/**
+ * Build benchmark (not a test): ocistack vs Buildah on the same generated
+ * contexts in one run, each producing an OCI image layout on disk. Prints
+ * median wall time, peak RSS and the ocistack/buildah ratios.
+ *
+ *   npm run bench:build -- [--runs 3] [--scale 1] [--only small,big,app] [--json FILE] [--cpu-prof DIR]
+ *
+ * Workloads (see build-workloads.ts; deterministic, seeded):
+ *   small  20,000 files of 1-8 KiB in nested dirs, `COPY . /app`
+ *   big    3 x 100 MiB (random, text, mixed), one COPY each
+ *   app    FROM busybox (local TLS registry), 8 instructions, 2,000 files
+ * `--scale 0.1` shrinks file counts and sizes for a quick look.
+ *
+ * Each tool runs as a child process under GNU time (`/usr/bin/time -f %M`),
+ * whose peak RSS is that of the largest process in the child's tree (for
+ * buildah: `buildah bud` and `buildah push`, the larger of the two). Wall time
+ * is measured here around the whole command (for buildah: bud + push, the
+ * same end product as ocistack's `--output type=oci`).
+ *
+ * Modes: `cold` = fresh cache/storage every run. `warm` (workloads with a
+ * base image) = the base is already in ocistack's blob cache / buildah's
+ * storage; buildah gets `--no-cache` so neither reuses built layers
+ * (ocistack has no layer cache).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { BIN } from '../test/helpers/cli.js';
+import { busyboxBase } from '../test/helpers/images.js';
+import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
+import { makeTempDir, requireTool } from '../test/helpers/tools.js';
+import { bigFiles, smallFiles, typicalApp, type Workload } from './build-workloads.js';
+
+interface Options {
+  runs: number;
+  scale: number;
+  only: Set<string>;
+  json?: string;
+  cpuProf?: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { runs: 3, scale: 1, only: new Set(['small', 'big', 'app']) };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = (): string => {
+      const x = argv[++i];
+      if (x === undefined) throw new Error(`${a} needs a value`);
+      return x;
+    };
+    if (a === '--runs') o.runs = Math.max(1, Number.parseInt(v(), 10));
+    else if (a === '--scale') o.scale = Number(v());
+    else if (a === '--only') o.only = new Set(v().split(','));
+    else if (a === '--json') o.json = v();
+    else if (a === '--cpu-prof') o.cpuProf = v();
+    else throw new Error(`unknown option ${a} (see the comment at the top of bench/build.ts)`);
+  }
+  if (!(o.scale > 0)) throw new Error('--scale must be > 0');
+  return o;
+}
+
+interface Measured {
+  ms: number;
+  rssKiB: number;
+}
+
+/** Run `cmd` under GNU time; wall time from here, peak RSS from time's %M. Throws on a non-zero exit. */
+function measure(cmd: string, args: string[], scratch: string): Promise<Measured> {
+  const rssFile = join(scratch, `rss-${process.hrtime.bigint()}`);
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const c = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    c.stdout.resume();
+    c.stderr.on('data', (d) => (err += d));
+    c.on('error', reject);
+    c.on('close', (code) => {
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (code !== 0) return reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${err.slice(-4000)}`));
+      const rssKiB = Number.parseInt(readFileSync(rssFile, 'utf8').trim().split('\n').pop()!, 10);
+      rmSync(rssFile, { force: true });
+      resolve({ ms, rssKiB });
+    });
+  });
+}
+
+/** Layer count and total compressed layer bytes of the single image in an OCI layout. */
+function layoutSummary(dir: string): { layers: number; bytes: number } {
+  const blob = (d: string) => JSON.parse(readFileSync(join(dir, 'blobs', 'sha256', d.slice('sha256:'.length)), 'utf8'));
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
+  let m = blob(index.manifests[0].digest);
+  if (m.manifests) m = blob(m.manifests[0].digest);
+  const layers = m.layers as { size: number }[];
+  return { layers: layers.length, bytes: layers.reduce((s, l) => s + l.size, 0) };
+}
+
+interface Row {
+  workload: string;
+  tool: string;
+  mode: string;
+  runsMs: number[];
+  rssKiB: number[];
+  layers: number;
+  layerBytes: number;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+class Bench {
+  readonly rows: Row[] = [];
+  private seq = 0;
+  constructor(
+    readonly opts: Options,
+    readonly scratch: string,
+    readonly reg: TestRegistry | undefined,
+  ) {}
+
+  private fresh(name: string): string {
+    const d = join(this.scratch, `${name}-${++this.seq}`);
+    mkdirSync(d, { recursive: true });
+    return d;
+  }
+
+  private row(w: Workload, tool: string, mode: string): Row {
+    let r = this.rows.find((x) => x.workload === w.id && x.tool === tool && x.mode === mode);
+    if (!r) this.rows.push((r = { workload: w.id, tool, mode, runsMs: [], rssKiB: [], layers: 0, layerBytes: 0 }));
+    return r;
+  }
+
+  private record(r: Row, m: Measured, out: string): void {
+    r.runsMs.push(m.ms);
+    r.rssKiB.push(m.rssKiB);
+    const s = layoutSummary(out);
+    r.layers = s.layers;
+    r.layerBytes = s.bytes;
+  }
+
+  async ocistack(w: Workload, cacheDir: string, record: Row | undefined): Promise<void> {
+    const out = this.fresh('oci-out');
+    const node = [...(this.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', this.opts.cpuProf] : []), BIN];
+    const args = [...node, 'build', w.dir, '-t', `bench-${w.id}:latest`, '--output', `type=oci,dest=${out}`, '--cache-dir', cacheDir, '--progress', 'quiet'];
+    if (this.reg) args.push('--ca-file', this.reg.caFile);
+    const m = await measure(process.execPath, args, this.scratch);
+    if (record) this.record(record, m, out);
+    rmSync(out, { recursive: true, force: true });
+  }
+
+  async buildah(w: Workload, store: string, noCache: boolean, record: Row | undefined): Promise<void> {
+    const buildah = requireTool('buildah');
+    const out = join(this.fresh('buildah-out'), 'layout');
+    const global = ['--root', join(store, 'root'), '--runroot', join(store, 'runroot'), '--storage-driver', 'vfs'];
+    const name = `localhost/bench-${w.id}:latest`;
+    const bud = [...global, 'bud', '--isolation', 'chroot', '--layers=true', '-t', name];
+    if (noCache) bud.push('--no-cache');
+    if (this.reg) bud.push('--cert-dir', this.reg.certDir);
+    bud.push(w.dir);
+    const a = await measure(buildah, bud, this.scratch);
+    const b = await measure(buildah, [...global, 'push', '--quiet', name, `oci:${out}:latest`], this.scratch);
+    if (record) this.record(record, { ms: a.ms + b.ms, rssKiB: Math.max(a.rssKiB, b.rssKiB) }, out);
+    rmSync(out, { recursive: true, force: true });
+  }
+
+  async workload(w: Workload): Promise<void> {
+    const n = this.opts.runs;
+    log(`\n== ${w.id}: ${w.title} (${(w.bytes / 2 ** 20).toFixed(1)} MiB), ${n} run(s) each`);
+    for (let i = 0; i < n; i++) {
+      // Interleaved, so drift on the machine hits both tools alike.
+      const cache = this.fresh('oci-cache');
+      await this.ocistack(w, cache, this.row(w, 'ocistack', 'cold'));
+      rmSync(cache, { recursive: true, force: true });
+      const store = this.fresh('buildah-store');
+      await this.buildah(w, store, false, this.row(w, 'buildah', 'cold'));
+      rmSync(store, { recursive: true, force: true });
+      log(`  run ${i + 1}/${n} cold: ocistack ${sec(last(this.row(w, 'ocistack', 'cold')))} s, buildah ${sec(last(this.row(w, 'buildah', 'cold')))} s`);
+    }
+    if (!w.usesBase) return;
+    const cache = this.fresh('oci-cache');
+    const store = this.fresh('buildah-store');
+    await this.ocistack(w, cache, undefined);
+    await this.buildah(w, store, false, undefined);
+    for (let i = 0; i < n; i++) {
+      await this.ocistack(w, cache, this.row(w, 'ocistack', 'warm'));
+      await this.buildah(w, store, true, this.row(w, 'buildah', 'warm'));
+      log(`  run ${i + 1}/${n} warm: ocistack ${sec(last(this.row(w, 'ocistack', 'warm')))} s, buildah ${sec(last(this.row(w, 'buildah', 'warm')))} s`);
+    }
+    rmSync(cache, { recursive: true, force: true });
+    rmSync(store, { recursive: true, force: true });
+  }
+}
+
+function last(r: Row): number {
+  return r.runsMs[r.runsMs.length - 1]!;
+}
+
+function sec(ms: number): string {
+  return (ms / 1000).toFixed(2);
+}
+
+function log(s: string): void {
+  process.stderr.write(s + '\n');
+}
+
+/** `docker build` needs a daemon; this benchmark only reports when there is none. */
+function dockerNote(): string {
+  const r = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status === 0 && r.stdout.trim()) return `docker ${r.stdout.trim()} is available but not benchmarked (its daemon does the work, so its RSS is not the client's)`;
+  return 'docker build skipped: no Docker daemon reachable';
+}
+
+function table(rows: Row[]): string {
+  const head = ['workload', 'tool', 'mode', 'median s', 'min-max s', 'peak RSS MiB', 'layers', 'layers MiB', 'time x', 'RSS x'];
+  const lines = [head];
+  for (const r of rows) {
+    const base = rows.find((x) => x.workload === r.workload && x.mode === r.mode && x.tool === 'buildah');
+    const t = median(r.runsMs);
+    const rss = Math.max(...r.rssKiB);
+    const tr = r.tool === 'ocistack' && base ? (t / median(base.runsMs)).toFixed(2) : '';
+    const rr = r.tool === 'ocistack' && base ? (rss / Math.max(...base.rssKiB)).toFixed(2) : '';
+    lines.push([
+      r.workload, r.tool, r.mode, sec(t), `${sec(Math.min(...r.runsMs))}-${sec(Math.max(...r.runsMs))}`,
+      (rss / 1024).toFixed(0), String(r.layers), (r.layerBytes / 2 ** 20).toFixed(1), tr, rr,
+    ]);
+  }
+  const widths = head.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  const fmt = (l: string[]) => '| ' + l.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
+  return [fmt(lines[0]!), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.slice(1).map(fmt)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  requireTool('buildah');
+  if (spawnSync('/usr/bin/time', ['-f', '%M', 'true']).status !== 0) throw new Error('/usr/bin/time is missing: apt-get install -y time');
+  const root = makeTempDir('bench-build');
+  const scratch = join(root, 'scratch');
+  mkdirSync(scratch, { recursive: true });
+  log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}`);
+  log(dockerNote());
+  const needsBase = opts.only.has('app');
+  const reg = needsBase ? await startRegistry() : undefined;
+  const bench = new Bench(opts, scratch, reg);
+  try {
+    const ctx = join(root, 'contexts');
+    if (opts.only.has('small')) await bench.workload(smallFiles(ctx, Math.round(20_000 * opts.scale)));
+    if (opts.only.has('big')) await bench.workload(bigFiles(ctx, Math.max(1, Math.round(100 * opts.scale))));
+    if (reg) await bench.workload(typicalApp(ctx, await busyboxBase(reg), Math.round(2_000 * opts.scale)));
+  } finally {
+    await reg?.stop();
+  }
+  process.stdout.write(`\nocistack vs buildah ${spawnSync(requireTool('buildah'), ['--version'], { encoding: 'utf8' }).stdout.trim()}, ${opts.runs} run(s), median; x = ocistack/buildah (lower is better for ocistack)\n`);
+  process.stdout.write(table(bench.rows) + '\n');
+  if (opts.json) writeFileSync(opts.json, JSON.stringify({ options: { ...opts, only: [...opts.only] }, rows: bench.rows }, null, 2));
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
+  process.exit(1);
+});
