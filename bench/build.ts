@@ -30,6 +30,7 @@ import { BIN } from '../test/helpers/cli.js';
 import { busyboxBase } from '../test/helpers/images.js';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { makeTempDir, requireTool } from '../test/helpers/tools.js';
+import { checkParallelGzip } from './build-gzip-check.js';
 import { bigFiles, smallFiles, typicalApp, type Workload } from './build-workloads.js';
 
 interface Options {
@@ -240,6 +241,7 @@ async function main(): Promise<void> {
   mkdirSync(scratch, { recursive: true });
   log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}`);
   log(dockerNote());
+  log(await checkParallelGzip());
   const needsBase = opts.only.has('app');
   const reg = needsBase ? await startRegistry() : undefined;
   const bench = new Bench(opts, scratch, reg);

@@ -13,6 +13,7 @@ import { withRegistry, skopeoInspectArgs, type TestRegistry } from './helpers/re
 import { busyboxBase, inspectImage, inspectOciLayout, runImage, runOciLayout } from './helpers/images.js';
 import { makeTempDir, requireTool, run } from './helpers/tools.js';
 import { ocistack, REPO_ROOT } from './helpers/cli.js';
+import { build, OcistackError, type ProgressEvent } from '../lib/index.js';
 
 const SKELETON = join(REPO_ROOT, 'fixtures', 'skeleton');
 
@@ -111,6 +112,42 @@ test('build --output type=oci writes a layout that skopeo and runc accept, FROM 
   const run1 = await runOciLayout(out, 'v1');
   assert.is(run1.code, 0, run1.stderr);
   assert.is(run1.stdout, 'from scratch\n');
+});
+
+test('library API: build({ insecure, push, output }) from Node, as an embedding tool would call it', async () => {
+  const reg = await withRegistry('htpasswd');
+  const base = await busyboxBase(reg);
+  const dir = tmp('api');
+  const events: ProgressEvent[] = [];
+  const ref = `${reg.host}/giteaadmin/skeleton-api:1`;
+  const result = await build({
+    context: SKELETON,
+    buildArgs: { BASE: base, GREETING: 'hi' },
+    tags: [ref],
+    push: true,
+    insecure: true,
+    output: { type: 'oci', dest: join(dir, 'layout') },
+    registry: { credentials: { username: reg.username!, password: reg.password! } },
+    cacheDir: join(dir, 'cache'),
+    onProgress: (e) => events.push(e),
+  });
+  assert.equal(result.pushed, [ref]);
+  assert.is(result.tags[0], ref);
+  assert.ok(result.layers.length >= 3);
+  assert.match(result.configDigest, /^sha256:/);
+  await checkSkeletonImage(reg, ref, result.manifestDigest);
+  const layout = await inspectOciLayout(join(dir, 'layout'), '1');
+  assert.is(layout.digest, result.manifestDigest, 'the layout and the registry hold the same manifest');
+  assert.ok(events.some((e) => e.type === 'step' && e.status === 'done'), 'progress events reach the listener');
+  assert.not.ok(JSON.stringify(events).includes(reg.password!), 'no event carries the password');
+  // Without insecure and without a CA the same push fails with a typed error naming the registry.
+  try {
+    await build({ context: SKELETON, buildArgs: { BASE: base }, tags: [ref], push: true, cacheDir: join(dir, 'cache'), registry: { credentials: { username: reg.username!, password: reg.password! } } });
+    assert.unreachable('TLS verification must fail');
+  } catch (e) {
+    assert.instance(e, OcistackError);
+    assert.ok((e as OcistackError).format().includes(reg.host));
+  }
 });
 
 // ------------------------------------------------------------- bad input ----

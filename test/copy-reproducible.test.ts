@@ -66,7 +66,7 @@ async function twice(from: string, registry?: TestRegistry): Promise<[string, st
       context: ctx,
       dockerfile: df,
       tags: ['localhost/repro:latest'],
-      outputs: [{ type: 'oci', dest: path.join(ctx, '..', 'out') }],
+      output: [{ type: 'oci', dest: path.join(ctx, '..', 'out') }],
       cacheDir: path.join(work, `cache-${from.replace(/\W/g, '_')}-${i}`),
       sourceDateEpoch: SDE,
       registry: registry ? { caFile: registry.caFile } : undefined,
@@ -97,7 +97,7 @@ test('without the same SOURCE_DATE_EPOCH the digests differ (the test can fail)'
   const df = path.join(ctx, '..', 'Dockerfile');
   fs.writeFileSync(df, dockerfile('scratch'));
   const run = (sde: number, n: number) =>
-    build({ context: ctx, dockerfile: df, tags: ['localhost/repro:latest'], outputs: [{ type: 'oci', dest: path.join(work, `sde-out-${n}`) }], cacheDir: path.join(work, `sde-cache-${n}`), sourceDateEpoch: sde });
+    build({ context: ctx, dockerfile: df, tags: ['localhost/repro:latest'], output: [{ type: 'oci', dest: path.join(work, `sde-out-${n}`) }], cacheDir: path.join(work, `sde-cache-${n}`), sourceDateEpoch: sde });
   const a = await run(SDE, 1);
   const b = await run(SDE + 1, 2);
   assert.is.not(a.manifestDigest, b.manifestDigest);

@@ -91,7 +91,7 @@ async function buildOurs(name: string, ctx: string): Promise<Map<string, string>
     dockerfile: dockerfileFor(name),
     buildArgs: { BASE: baseRef },
     tags: [`${reg.host}/fixtures/${name}:latest`],
-    outputs: [{ type: 'oci', dest }],
+    output: [{ type: 'oci', dest }],
     registry: { caFile: reg.caFile },
     cacheDir,
   });

@@ -73,6 +73,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 
   // Bad tags fail before any work is done.
   const tagRefs = (opts.tags ?? []).map((t) => parseReference(t));
+  if (opts.insecure) {
+    const hosts = tagRefs.map((r) => r.registry);
+    opts = { ...opts, registry: { ...opts.registry, insecureRegistries: [...(opts.registry?.insecureRegistries ?? []), ...hosts] } };
+  }
   const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
   const plan = planDockerfile(text, {
     file: dockerfileName,
@@ -105,7 +109,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const final = session.results.get(plan.target)!;
   const image = await storeImage(session, final);
 
-  for (const out of opts.outputs ?? []) {
+  for (const out of opts.output === undefined ? [] : Array.isArray(opts.output) ? opts.output : [opts.output]) {
     await writeOciLayout({
       dir: path.resolve(out.dest),
       store: session.store,

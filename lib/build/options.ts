@@ -22,7 +22,15 @@ export interface BuildOptions {
   platform?: string;
   /** Push every tag after a successful build. */
   push?: boolean;
-  outputs?: BuildOutput[];
+  /** Where to write the image besides a push: one output or several. */
+  output?: BuildOutput | BuildOutput[];
+  /**
+   * Skip TLS verification for the registries of `tags` (not for a base
+   * image's registry elsewhere). Same as adding their hosts to
+   * `registry.insecureRegistries`.
+   */
+  insecure?: boolean;
+  /** TLS, credentials and transfer options for every registry the build talks to. */
   registry?: RegistryOptions;
   /** Blob cache directory (default `$OCISTACK_CACHE_DIR` or `~/.cache/ocistack`). */
   cacheDir?: string;

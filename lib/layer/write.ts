@@ -1,7 +1,10 @@
 /**
  * Write a layer: entries -> tar -> sha256 (diffId) -> gzip -> sha256 (digest)
  * -> temp file in the blob store -> atomic commit. One pass; file contents
- * stream through, only entry metadata is held in memory (to sort it).
+ * stream through, only entry metadata is held in memory (to sort it), plus
+ * a bounded read-ahead of small files and the blocks gzip is working on.
+ * gzip runs on all cores in fixed blocks (parallel-gzip.ts), so its bytes do
+ * not depend on the machine.
  *
  * Reproducibility: entries are sorted by path (parents first), duplicates
  * collapse to the last one given, the gzip header carries no time, a fixed
@@ -10,12 +13,12 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as zlib from 'node:zlib';
 import { OcistackError } from '../errors.js';
 import { MediaType, type Digest } from '../image/types.js';
 import { BlobStore, DigestCounter } from '../image/store.js';
+import { ParallelGzip } from './parallel-gzip.js';
 import { encodeHeader, END_OF_ARCHIVE, paddingFor, type TarHeader } from './tar-header.js';
 import type { LayerEntry, LayerResult } from './types.js';
 
@@ -282,23 +285,6 @@ function changedWhileReading(p: string, size: number): OcistackError {
   });
 }
 
-/** Rewrites the 10-byte gzip header: no mtime, fixed OS byte. */
-class GzipHeaderFix extends Transform {
-  private seen = 0;
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    if (this.seen < 10) {
-      chunk = Buffer.from(chunk);
-      for (let i = 0; i < chunk.length && this.seen + i < 10; i++) {
-        const pos = this.seen + i;
-        if (pos >= 4 && pos <= 7) chunk[i] = 0; // MTIME
-        if (pos === 9) chunk[i] = GZIP_OS_UNKNOWN; // OS
-      }
-      this.seen += chunk.length;
-    }
-    cb(null, chunk);
-  }
-}
-
 /**
  * Write entries as a gzip-compressed OCI layer into the store.
  * Never leaves a partial blob: the temp file is removed on any failure.
@@ -313,9 +299,7 @@ export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<L
   try {
     await pipeline(
       Readable.from(tarStream(ordered, opts.sourceDateEpoch, tarCounter), { objectMode: false, highWaterMark: OUT_CHUNK }),
-      // A bigger output chunk than zlib's 16 KiB default: fewer callbacks, same bytes.
-      zlib.createGzip({ level: opts.level ?? 6, chunkSize: 256 * 1024 }),
-      new GzipHeaderFix(),
+      new ParallelGzip(opts.level ?? 6, GZIP_OS_UNKNOWN),
       gzCounter,
       createWriteStream(tmp, { mode: 0o644, highWaterMark: OUT_CHUNK }),
     );

@@ -100,7 +100,7 @@ export const command: CliCommand = {
       target: flagString(p, 'target'),
       platform: flagString(p, 'platform'),
       push,
-      outputs: flagList(p, 'output').map(parseOutput).map((o) => ({ ...o, dest: path.resolve(io.cwd, o.dest) })),
+      output: flagList(p, 'output').map(parseOutput).map((o) => ({ ...o, dest: path.resolve(io.cwd, o.dest) })),
       registry: { ...registry, onProgress },
       cacheDir: flagString(p, 'cache-dir'),
       sourceDateEpoch: epoch !== undefined ? parseEpoch(epoch, '--source-date-epoch') : undefined,
