@@ -4,11 +4,12 @@
  */
 import { isOcistackError } from '../errors.js';
 import type { CliCommand, CliIO } from './types.js';
-import { commands } from './commands/index.js';
+import { commandEntries, commandNames, loadAllCommands } from './commands/index.js';
 
 const VERSION = '0.1.0';
 
-function topHelp(): string {
+async function topHelp(): Promise<string> {
+  const commands = await loadAllCommands();
   const width = Math.max(...commands.map((c) => c.name.length));
   return [
     'Usage: ocistack COMMAND [OPTIONS]',
@@ -34,18 +35,20 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
   };
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    fullIo.stdout.write(topHelp());
+    fullIo.stdout.write(await topHelp());
     return name ? 0 : 2;
   }
   if (name === '--version' || name === 'version') {
     fullIo.stdout.write(`ocistack ${VERSION}\n`);
     return 0;
   }
-  const cmd: CliCommand | undefined = commands.find((c) => c.name === name);
-  if (!cmd) {
-    fullIo.stderr.write(`error: unknown command "${name}"\nhint: commands are ${commands.map((c) => c.name).join(', ')}\n`);
+  const entry = commandEntries.find((c) => c.name === name);
+  if (!entry) {
+    fullIo.stderr.write(`error: unknown command "${name}"\nhint: commands are ${commandNames.join(', ')}\n`);
     return 2;
   }
+  // Only the command being run is imported (start-up time of every invocation).
+  const cmd: CliCommand = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     fullIo.stdout.write(cmd.help.endsWith('\n') ? cmd.help : `${cmd.help}\n`);
     return 0;
