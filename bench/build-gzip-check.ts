@@ -13,7 +13,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import { GZIP_BLOCK, ParallelGzip } from '../lib/layer/parallel-gzip.js';
+import { GZIP_BLOCK, looksIncompressible, ParallelGzip } from '../lib/layer/parallel-gzip.js';
 import { Prng, textBytes } from './build-workloads.js';
 
 async function gzipChunks(chunks: Buffer[], level = 6): Promise<Buffer> {
@@ -60,6 +60,7 @@ export async function checkParallelGzip(): Promise<string> {
     ['5.5 blocks of text', textBytes(rng, Math.floor(GZIP_BLOCK * 5.5))],
     ['random, 1 block + a bit', random],
     ['zeros, 3 blocks', Buffer.alloc(GZIP_BLOCK * 3)],
+    ['random block, text block, random block', Buffer.concat([random.subarray(0, GZIP_BLOCK), textBytes(rng, GZIP_BLOCK), random.subarray(0, GZIP_BLOCK)])],
   ];
   let checked = 0;
   for (const [name, data] of cases) {
@@ -74,6 +75,11 @@ export async function checkParallelGzip(): Promise<string> {
     }
     checked++;
   }
+  // Incompressible blocks are stored: output about the input size, not more than 0.1% over.
+  const storedOut = (await gzipChunks([random])).length;
+  if (storedOut > random.length * 1.001 + 64) fail(`random data grew to ${storedOut} bytes from ${random.length}`);
+  const text1 = textBytes(rng, GZIP_BLOCK);
+  if (looksIncompressible(text1) || !looksIncompressible(random.subarray(0, GZIP_BLOCK))) fail('the incompressibility probe misjudges text or random data');
   // Ratio against one-stream gzip on text: the dictionary carry-over keeps it close.
   const text = textBytes(rng, 4 * GZIP_BLOCK);
   const ours = (await gzipChunks([text])).length;

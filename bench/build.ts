@@ -24,7 +24,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from '../test/helpers/cli.js';
 import { busyboxBase } from '../test/helpers/images.js';
@@ -177,7 +177,7 @@ class Bench {
       const store = this.fresh('buildah-store');
       await this.buildah(w, store, false, this.row(w, 'buildah', 'cold'));
       rmSync(store, { recursive: true, force: true });
-      log(`  run ${i + 1}/${n} cold: ocistack ${sec(last(this.row(w, 'ocistack', 'cold')))} s, buildah ${sec(last(this.row(w, 'buildah', 'cold')))} s`);
+      log(`  run ${i + 1}/${n} cold: ocistack ${sec(last(this.row(w, 'ocistack', 'cold')))} s, buildah ${sec(last(this.row(w, 'buildah', 'cold')))} s${load()}`);
     }
     if (!w.usesBase) return;
     const cache = this.fresh('oci-cache');
@@ -187,7 +187,7 @@ class Bench {
     for (let i = 0; i < n; i++) {
       await this.ocistack(w, cache, this.row(w, 'ocistack', 'warm'));
       await this.buildah(w, store, true, this.row(w, 'buildah', 'warm'));
-      log(`  run ${i + 1}/${n} warm: ocistack ${sec(last(this.row(w, 'ocistack', 'warm')))} s, buildah ${sec(last(this.row(w, 'buildah', 'warm')))} s`);
+      log(`  run ${i + 1}/${n} warm: ocistack ${sec(last(this.row(w, 'ocistack', 'warm')))} s, buildah ${sec(last(this.row(w, 'buildah', 'warm')))} s${load()}`);
     }
     rmSync(cache, { recursive: true, force: true });
     rmSync(store, { recursive: true, force: true });
@@ -200,6 +200,11 @@ function last(r: Row): number {
 
 function sec(ms: number): string {
   return (ms / 1000).toFixed(2);
+}
+
+/** The 1-minute load average: other work on the machine shows up in the times, so each run line says how busy it was. */
+function load(): string {
+  return ` (load ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`;
 }
 
 function log(s: string): void {

@@ -35,7 +35,7 @@ export interface SourceFs {
   /** Set before content is read: lets image sources extract what is needed in one pass. */
   prepare(files: { rel: string; stat: SourceStat }[], tmpDir: string): Promise<void>;
   /** A function producing the bytes of a file, for a LayerEntry. */
-  content(rel: string, stat: SourceStat): () => NodeJS.ReadableStream;
+  content(rel: string, stat: SourceStat): () => NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
   /** Throws when a file cannot be read. */
   checkReadable(rel: string): Promise<void>;
 }
@@ -73,13 +73,28 @@ export class ContextSourceFs implements SourceFs {
 
   async prepare(): Promise<void> {}
 
-  content(rel: string): () => NodeJS.ReadableStream {
-    return () => this.context.source.open(rel);
+  content(rel: string, stat: SourceStat): () => NodeJS.ReadableStream | AsyncIterable<Uint8Array> {
+    const source = this.context.source;
+    if (source.readHead && stat.size <= SMALL_FILE) {
+      // One read of size+1 bytes: a file that grew since it was stat'ed
+      // yields too many bytes, one that shrank too few, and the layer writer
+      // rejects both, as it does for streamed files.
+      const readHead = source.readHead.bind(source);
+      return () => oneChunk(readHead(rel, stat.size + 1));
+    }
+    return () => source.open(rel);
   }
 
   checkReadable(rel: string): Promise<void> {
     return this.context.source.checkReadable(rel);
   }
+}
+
+/** Context files up to this size are read in one piece instead of streamed (fewer syscalls and buffers). */
+const SMALL_FILE = 256 * 1024;
+
+async function* oneChunk(data: Promise<Buffer>): AsyncGenerator<Buffer> {
+  yield await data;
 }
 
 function imageStat(n: ImageNode): SourceStat {

@@ -12,7 +12,6 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createReadStream } from 'node:fs';
-import pLimit from 'p-limit';
 import { OcistackError, type SourceLocation } from '../errors.js';
 import type { BuildContext } from '../context/context.js';
 import { cleanPath, IgnoreMatcher } from '../context/ignore.js';
@@ -283,10 +282,8 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
       if (s.kind === 'context') {
         // Many checks in flight (each is an open and a close in the thread
         // pool); the first unreadable file in copy order is the one reported.
-        const limit = pLimit(CHECK_CONCURRENCY);
-        const checks = await Promise.allSettled(files.map((f) => limit(() => s.checkReadable(f.rel))));
-        const bad = checks.findIndex((c) => c.status === 'rejected');
-        if (bad >= 0) throw contextError(files[bad]!.rel, (checks[bad] as PromiseRejectedResult).reason, loc);
+        const bad = await firstFailure(files.length, CHECK_CONCURRENCY, (i) => s.checkReadable(files[i]!.rel));
+        if (bad) throw contextError(files[bad.index]!.rel, bad.error, loc);
       } else await s.prepare(files, tmpDir);
     }
 
@@ -301,6 +298,29 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
   } finally {
     await fsp.rm(tmpDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Run `check(0..n-1)` with `concurrency` in flight; resolves with the lowest
+ * index that failed (and its error), as a loop in order would have found,
+ * or undefined when all passed.
+ */
+async function firstFailure(n: number, concurrency: number, check: (i: number) => Promise<void>): Promise<{ index: number; error: unknown } | undefined> {
+  let next = 0;
+  let failed: { index: number; error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    // Indexes past a known failure cannot change the answer: stop taking them.
+    while (next < n && (failed === undefined || next < failed.index)) {
+      const i = next++;
+      try {
+        await check(i);
+      } catch (error) {
+        if (failed === undefined || i < failed.index) failed = { index: i, error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  return failed;
 }
 
 function contextError(rel: string, e: unknown, loc: SourceLocation): OcistackError {

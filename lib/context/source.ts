@@ -39,6 +39,11 @@ export interface ContextSource {
   readlink(rel: string): Promise<string>;
   /** The bytes of a regular file. */
   open(rel: string): NodeJS.ReadableStream;
+  /**
+   * Optional fast path for small files: the first `limit` bytes (fewer when
+   * the file is shorter) in one read, without a stream's per-read buffers.
+   */
+  readHead?(rel: string, limit: number): Promise<Buffer>;
   /** Throws if the file cannot be read (permissions), so errors surface before a layer is written. */
   checkReadable(rel: string): Promise<void>;
 }
@@ -111,6 +116,24 @@ export class FsContextSource implements ContextSource {
 
   open(rel: string): NodeJS.ReadableStream {
     return createReadStream(this.abs(rel));
+  }
+
+  async readHead(rel: string, limit: number): Promise<Buffer> {
+    const fh = await fsp.open(this.abs(rel), 'r');
+    try {
+      const buf = Buffer.allocUnsafe(limit);
+      let got = 0;
+      // A regular file returns less than asked only at its end: one read, usually.
+      while (got < limit) {
+        const want = limit - got;
+        const { bytesRead } = await fh.read(buf, got, want, got);
+        got += bytesRead;
+        if (bytesRead < want) break;
+      }
+      return got === limit ? buf : buf.subarray(0, got);
+    } finally {
+      await fh.close();
+    }
   }
 
   async checkReadable(rel: string): Promise<void> {

@@ -7,22 +7,49 @@
  * fixed, so the bytes are the same on every machine whatever its core count;
  * the compression ratio is within a fraction of a percent of one-stream gzip.
  *
+ * A block that looks incompressible (three 8 KiB samples do not shrink by
+ * 2% at level 1: already-compressed files, random data) is stored (level 0)
+ * instead: deflate would spend ~35 ms of CPU per MiB to find nothing and
+ * store it anyway. The choice depends only on the block's bytes, so the
+ * output stays the same everywhere.
+ *
  * The gzip header has no name and no time, and OS "unknown" (255), like Go's
  * compress/gzip; the trailer carries the CRC-32 and size of the input.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { availableParallelism } from 'node:os';
 import * as zlib from 'node:zlib';
 
 /** Input bytes per independently compressed block. Part of the output: changing it changes digests. */
 export const GZIP_BLOCK = 1024 * 1024;
 /** Dictionary carried from one block into the next (deflate's window). */
 const WINDOW = 32 * 1024;
-/** Blocks compressing at once; with the one being filled this bounds memory to a few MiB. */
-const IN_FLIGHT = 4;
+/**
+ * Blocks compressing at once: one per core, at most 3 so that one of libuv's
+ * 4 pool threads stays free for the file reads feeding us. Does not change
+ * the output; bounds memory to a few MiB.
+ */
+const IN_FLIGHT = Math.max(1, Math.min(availableParallelism(), 3));
+/** Room for a whole block's output, so each block is one job in the thread pool, not one per 16 KiB. */
+const OUT_ROOM = GZIP_BLOCK + 64 * 1024;
+
+/** Bytes per sample of the incompressibility probe. */
+const PROBE = 8 * 1024;
+
+/** Whether deflate would gain (almost) nothing on `block`: start, middle and end samples all stay above 98% at level 1. */
+export function looksIncompressible(block: Buffer): boolean {
+  if (block.length < 4 * PROBE) return false;
+  for (const start of [0, (block.length >> 1) - PROBE / 2, block.length - PROBE]) {
+    const sample = block.subarray(start, start + PROBE);
+    // Small and synchronous on purpose (~0.1 ms): the decision must be made before the block is handed out.
+    if (zlib.deflateRawSync(sample, { level: 1 }).length < sample.length * 0.98) return false;
+  }
+  return true;
+}
 
 function deflateBlock(block: Buffer, dictionary: Buffer | undefined, level: number, last: boolean): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const opts: zlib.ZlibOptions = { level, finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH };
+    const opts: zlib.ZlibOptions = { level, chunkSize: OUT_ROOM, finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH };
     if (dictionary) opts.dictionary = dictionary;
     zlib.deflateRaw(block, opts, (err, out) => (err ? reject(err) : resolve(out)));
   });
@@ -59,7 +86,8 @@ export class ParallelGzip extends Transform {
   /** Hand the filled block to the thread pool; wait for the oldest when too many are out. */
   private async dispatch(last: boolean): Promise<void> {
     const data = this.block.subarray(0, this.used);
-    const p = deflateBlock(data, this.dictionary, this.level, last);
+    const stored = looksIncompressible(data);
+    const p = deflateBlock(data, stored ? undefined : this.dictionary, stored ? 0 : this.level, last);
     p.catch(() => undefined); // awaited in order below; never "unhandled" meanwhile
     this.queue.push(p);
     this.dictionary = Buffer.from(data.subarray(Math.max(0, data.length - WINDOW)));

@@ -128,10 +128,10 @@ function headerFor(e: LayerEntry, sde: number | undefined): TarHeader {
 /** Files up to this size are read ahead, concurrently, while earlier entries are written. */
 const PREFETCH_MAX_FILE = 256 * 1024;
 /** Read-ahead bounds: how many files, and how many bytes, may be held at once (memory stays flat). */
-const PREFETCH_MAX_FILES = 64;
-const PREFETCH_MAX_BYTES = 8 * 1024 * 1024;
+const PREFETCH_MAX_FILES = 32;
+const PREFETCH_MAX_BYTES = 4 * 1024 * 1024;
 /** Bytes per chunk handed to gzip: each write is a thread-pool round trip, so few big ones beat many 512-byte headers. */
-const OUT_CHUNK = 1024 * 1024;
+const OUT_CHUNK = 256 * 1024;
 
 /** Read all of an entry's content into memory, checking its size (only for small files). */
 async function readSmall(e: LayerEntry, size: number): Promise<Buffer[]> {

@@ -11,14 +11,13 @@
  */
 import { createReadStream } from 'node:fs';
 import { Transform } from 'node:stream';
-import type { Response } from 'node-fetch';
 import { OcistackError } from '../errors.js';
 import type { BlobStore } from '../image/store.js';
 import type { Descriptor } from '../image/types.js';
 import type { ProgressListener } from '../progress/events.js';
 import { forgetBlob, knownBlobHome, rememberBlob } from './blob-homes.js';
 import { shortId } from './blob-pull.js';
-import { networkError, responseError, type RegistryClient } from './client.js';
+import { networkError, responseError, type RegistryClient, type Response } from './client.js';
 import { backoffDelay, isRetryableStatus, retryAfterMs, sleep } from './retry.js';
 
 /** Default `--chunk-size`: 32 MiB. Blobs up to this size go in one PUT. */

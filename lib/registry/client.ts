@@ -5,17 +5,19 @@
  */
 import type * as http from 'node:http';
 import type { Readable } from 'node:stream';
-import fetch, { type Response } from 'node-fetch';
 import { OcistackError } from '../errors.js';
 import { silent, type ProgressListener } from '../progress/events.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { resolveCredentials, type ResolvedCredentials } from './credentials.js';
 import { apiHost } from './reference.js';
+import { httpRequest, type HttpResponse } from './http.js';
 import { backoffDelay, isRetryableStatus, resolveRetry, retryAfterMs, sleep, type ResolvedRetry } from './retry.js';
 import { agentFor, hostListed, isTlsError, tlsError } from './tls.js';
 import type { RegistryOptions } from './types.js';
 
 export type Body = Buffer | Readable | string;
+/** A registry's answer (fetch-like: status, ok, headers.get, body, arrayBuffer/text/json). */
+export type Response = HttpResponse;
 
 export interface RequestSpec {
   method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -148,11 +150,10 @@ export class RegistryClient {
     const { credentials, source } = await this.credentials();
     const headers: Record<string, string> = { 'User-Agent': USER_AGENT, Accept: 'application/json' };
     if (credentials) headers.Authorization = basicHeader(credentials.username, credentials.password);
-    const sameHost = url.host === this.host;
     let res: Response | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
-        res = await fetch(url.href, { headers, agent: sameHost ? this.agent : agentForOther(url, this.opts), redirect: 'follow' });
+        res = await this.getFollowingRedirects(url.href, headers);
       } catch (e) {
         if (isTlsError(e)) throw tlsError(url.host, e, this.opts);
         if (attempt + 1 >= this.retryPolicy.attempts) throw networkError(this.registry, e);
@@ -252,6 +253,26 @@ export class RegistryClient {
     return new URL(url, this.baseUrl + '/').href;
   }
 
+  /** GET with redirects followed (token realms); Authorization is dropped once the host changes. */
+  private async getFollowingRedirects(start: string, headers: Record<string, string>): Promise<Response> {
+    let url = start;
+    let h = headers;
+    for (let hop = 0; hop < 10; hop++) {
+      const u = new URL(url);
+      const res = await httpRequest(url, { headers: h, agent: u.host === this.host ? this.agent : agentForOther(u, this.opts) });
+      const loc = res.headers.get('location');
+      if (![301, 302, 303, 307, 308].includes(res.status) || !loc) return res;
+      await res.arrayBuffer().catch(() => undefined);
+      const next = new URL(loc, url);
+      if (next.host !== u.host) {
+        const { Authorization: _drop, ...rest } = h;
+        h = rest;
+      }
+      url = next.href;
+    }
+    throw new OcistackError(`too many redirects from the token service of ${this.registry}`, { code: 'REGISTRY_AUTH', registry: this.registry, hint: 'check the registry URL and proxy configuration' });
+  }
+
   private async send(spec: RequestSpec, auth: string | undefined): Promise<Response> {
     let url = this.resolve(spec.url);
     let method: string = spec.method;
@@ -261,13 +282,7 @@ export class RegistryClient {
       const sameHost = u.host === this.host || (u.host === this.host.replace(/:443$/, '') && u.protocol === 'https:');
       const headers: Record<string, string> = { 'User-Agent': USER_AGENT, ...spec.headers };
       if (auth && sameHost) headers.Authorization = auth;
-      const res = await fetch(url, {
-        method,
-        headers,
-        body: body as never,
-        agent: sameHost ? this.agent : agentForOther(u, this.opts),
-        redirect: 'manual',
-      });
+      const res = await httpRequest(url, { method, headers, body, agent: sameHost ? this.agent : agentForOther(u, this.opts) });
       if (process.env.OCISTACK_DEBUG_HTTP) process.stderr.write(`[http] +${Math.round(performance.now())}ms ${method} ${u.pathname}${u.search.slice(0, 40)} ${spec.headers?.['Content-Range'] ?? ''} -> ${res.status} ${res.headers.get('range') ?? ''}\n`);
       if (![301, 302, 303, 307, 308].includes(res.status)) return res;
       const loc = res.headers.get('location');
