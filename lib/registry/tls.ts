@@ -147,7 +147,7 @@ const TLS_REASONS: Record<string, string> = {
   ERR_SSL_WRONG_VERSION_NUMBER: 'it does not speak TLS on this port (plain HTTP?)',
 };
 
-/** The error code of a (node-fetch wrapped) network error. */
+/** The error code of a network error (Node's own, or one wrapping it as `cause`). */
 export function errorCode(e: unknown): string | undefined {
   let cur: unknown = e;
   for (let i = 0; i < 4 && cur && typeof cur === 'object'; i++) {

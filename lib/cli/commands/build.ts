@@ -108,6 +108,10 @@ export const command: CliCommand = {
       env: io.env,
     });
 
+    if (!push && result.pushed.length === 0 && flagList(p, 'output').length === 0) {
+      // docker build keeps the image in its store; ours is only the blob cache.
+      onProgress({ type: 'warning', message: 'the image is only in the build cache: add --push to send it to a registry, or --output type=oci,dest=DIR to keep it' });
+    }
     const digestFile = flagString(p, 'digest-file');
     if (digestFile) await writeFileAtomic(path.resolve(io.cwd, digestFile), `${result.manifestDigest}\n`);
     for (const ref of result.pushed) onProgress({ type: 'info', message: `pushed ${ref}@${result.manifestDigest}` });
