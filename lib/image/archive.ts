@@ -23,20 +23,12 @@ import { canonicalJson, digestHex } from './digest.js';
 import type { BlobStore } from './store.js';
 import { MediaType, type Descriptor, type Digest, type ImageConfig, type ImageManifest } from './types.js';
 
+export { parseArchiveRef } from './archive-ref.js';
+
 interface ArchiveManifestEntry {
   Config: string;
   RepoTags?: string[] | null;
   Layers: string[];
-}
-
-/** Parse `FILE[:REF]` or `FILE[:@INDEX]` (what follows `docker-archive:`). */
-export function parseArchiveRef(spec: string): { file: string; ref?: string; index?: number } {
-  const at = /^(.*):@(\d+)$/.exec(spec);
-  if (at) return { file: at[1]!, index: Number(at[2]) };
-  // The file is everything up to the first ':' (skopeo's rule); a path with ':' cannot be named.
-  const c = spec.indexOf(':');
-  if (c > 0) return { file: spec.slice(0, c), ref: spec.slice(c + 1) || undefined };
-  return { file: spec };
 }
 
 function archiveError(file: string, msg: string, hint = 'the file must be a tar written by "docker save" or "skopeo copy ... docker-archive:FILE"'): OcistackError {

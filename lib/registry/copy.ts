@@ -6,7 +6,7 @@
  */
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';
-import { parseArchiveRef, readDockerArchive, writeDockerArchive } from '../image/archive.js';
+import { parseArchiveRef } from '../image/archive-ref.js';
 import { parseLayoutRef, readOciLayout, writeOciLayout } from '../image/layout.js';
 import type { BlobStore } from '../image/store.js';
 import type { Descriptor, Digest } from '../image/types.js';
@@ -110,6 +110,7 @@ export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult
         break;
       }
       case 'docker-archive': {
+        const { readDockerArchive } = await import('../image/archive.js'); // node-tar only when needed
         const r = await readDockerArchive({ file: path.resolve(cwd, src.file), store: opts.store, ref: src.ref, index: src.index });
         descriptor = r.descriptor;
         sourceName = r.repoTags[0];
@@ -131,6 +132,7 @@ export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult
         if (dst.index !== undefined) throw new UsageError('a docker-archive destination takes FILE[:REF], not @INDEX');
         const tag = dst.ref ?? (sourceName ? familiar(sourceName) : undefined);
         const file = path.resolve(cwd, dst.file);
+        const { writeDockerArchive } = await import('../image/archive.js');
         await writeDockerArchive({ file, store: opts.store, manifest: descriptor, repoTags: tag ? [tag] : [] });
         return { digest: descriptor.digest, descriptor, written: [`docker-archive:${file}`] };
       }
