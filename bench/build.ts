@@ -4,12 +4,16 @@
  * median wall time, peak RSS and the ocistack/buildah ratios.
  *
  *   npm run bench:build -- [--runs 3] [--scale 1] [--only small,big,app] [--json FILE] [--cpu-prof DIR]
+ *                          [--baseline-bin OTHER/bin/ocistack.js]
  *
  * Workloads (see build-workloads.ts; deterministic, seeded):
  *   small  20,000 files of 1-8 KiB in nested dirs, `COPY . /app`
  *   big    3 x 100 MiB (random, text, mixed), one COPY each
  *   app    FROM busybox (local TLS registry), 8 instructions, 2,000 files
  * `--scale 0.1` shrinks file counts and sizes for a quick look.
+ * `--baseline-bin` also runs another ocistack build (e.g. a checkout of the
+ * previous commit, compiled) in the same interleaved runs, as "ocistack@base",
+ * so a change is measured under the same machine load as the code it replaces.
  *
  * Each tool runs as a child process under GNU time (`/usr/bin/time -f %M`),
  * whose peak RSS is that of the largest process in the child's tree (for
@@ -31,6 +35,7 @@ import { busyboxBase } from '../test/helpers/images.js';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { makeTempDir, requireTool } from '../test/helpers/tools.js';
 import { checkParallelGzip } from './build-gzip-check.js';
+import { checkSavedLayerIndex } from './build-index-check.js';
 import { bigFiles, smallFiles, typicalApp, type Workload } from './build-workloads.js';
 
 interface Options {
@@ -39,6 +44,7 @@ interface Options {
   only: Set<string>;
   json?: string;
   cpuProf?: string;
+  baselineBin?: string;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -55,6 +61,7 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--only') o.only = new Set(v().split(','));
     else if (a === '--json') o.json = v();
     else if (a === '--cpu-prof') o.cpuProf = v();
+    else if (a === '--baseline-bin') o.baselineBin = v();
     else throw new Error(`unknown option ${a} (see the comment at the top of bench/build.ts)`);
   }
   if (!(o.scale > 0)) throw new Error('--scale must be > 0');
@@ -141,9 +148,9 @@ class Bench {
     r.layerBytes = s.bytes;
   }
 
-  async ocistack(w: Workload, cacheDir: string, record: Row | undefined): Promise<void> {
+  async ocistack(w: Workload, cacheDir: string, record: Row | undefined, bin = BIN): Promise<void> {
     const out = this.fresh('oci-out');
-    const node = [...(this.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', this.opts.cpuProf] : []), BIN];
+    const node = [...(this.opts.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', this.opts.cpuProf] : []), bin];
     const args = [...node, 'build', w.dir, '-t', `bench-${w.id}:latest`, '--output', `type=oci,dest=${out}`, '--cache-dir', cacheDir, '--progress', 'quiet'];
     if (this.reg) args.push('--ca-file', this.reg.caFile);
     const m = await measure(process.execPath, args, this.scratch);
@@ -168,28 +175,38 @@ class Bench {
 
   async workload(w: Workload): Promise<void> {
     const n = this.opts.runs;
+    const base = this.opts.baselineBin;
     log(`\n== ${w.id}: ${w.title} (${(w.bytes / 2 ** 20).toFixed(1)} MiB), ${n} run(s) each`);
     for (let i = 0; i < n; i++) {
       // Interleaved, so drift on the machine hits both tools alike.
       const cache = this.fresh('oci-cache');
       await this.ocistack(w, cache, this.row(w, 'ocistack', 'cold'));
       rmSync(cache, { recursive: true, force: true });
+      if (base) {
+        const c = this.fresh('oci-cache');
+        await this.ocistack(w, c, this.row(w, 'ocistack@base', 'cold'), base);
+        rmSync(c, { recursive: true, force: true });
+      }
       const store = this.fresh('buildah-store');
       await this.buildah(w, store, false, this.row(w, 'buildah', 'cold'));
       rmSync(store, { recursive: true, force: true });
-      log(`  run ${i + 1}/${n} cold: ocistack ${sec(last(this.row(w, 'ocistack', 'cold')))} s, buildah ${sec(last(this.row(w, 'buildah', 'cold')))} s${load()}`);
+      log(`  run ${i + 1}/${n} cold: ocistack ${sec(last(this.row(w, 'ocistack', 'cold')))} s,${base ? ` ocistack@base ${sec(last(this.row(w, 'ocistack@base', 'cold')))} s,` : ''} buildah ${sec(last(this.row(w, 'buildah', 'cold')))} s${load()}`);
     }
     if (!w.usesBase) return;
     const cache = this.fresh('oci-cache');
+    const baseCache = this.fresh('oci-cache');
     const store = this.fresh('buildah-store');
     await this.ocistack(w, cache, undefined);
+    if (base) await this.ocistack(w, baseCache, undefined, base);
     await this.buildah(w, store, false, undefined);
     for (let i = 0; i < n; i++) {
       await this.ocistack(w, cache, this.row(w, 'ocistack', 'warm'));
+      if (base) await this.ocistack(w, baseCache, this.row(w, 'ocistack@base', 'warm'), base);
       await this.buildah(w, store, true, this.row(w, 'buildah', 'warm'));
-      log(`  run ${i + 1}/${n} warm: ocistack ${sec(last(this.row(w, 'ocistack', 'warm')))} s, buildah ${sec(last(this.row(w, 'buildah', 'warm')))} s${load()}`);
+      log(`  run ${i + 1}/${n} warm: ocistack ${sec(last(this.row(w, 'ocistack', 'warm')))} s,${base ? ` ocistack@base ${sec(last(this.row(w, 'ocistack@base', 'warm')))} s,` : ''} buildah ${sec(last(this.row(w, 'buildah', 'warm')))} s${load()}`);
     }
     rmSync(cache, { recursive: true, force: true });
+    rmSync(baseCache, { recursive: true, force: true });
     rmSync(store, { recursive: true, force: true });
   }
 }
@@ -225,8 +242,9 @@ function table(rows: Row[]): string {
     const base = rows.find((x) => x.workload === r.workload && x.mode === r.mode && x.tool === 'buildah');
     const t = median(r.runsMs);
     const rss = Math.max(...r.rssKiB);
-    const tr = r.tool === 'ocistack' && base ? (t / median(base.runsMs)).toFixed(2) : '';
-    const rr = r.tool === 'ocistack' && base ? (rss / Math.max(...base.rssKiB)).toFixed(2) : '';
+    const mine = r.tool.startsWith('ocistack');
+    const tr = mine && base ? (t / median(base.runsMs)).toFixed(2) : '';
+    const rr = mine && base ? (rss / Math.max(...base.rssKiB)).toFixed(2) : '';
     lines.push([
       r.workload, r.tool, r.mode, sec(t), `${sec(Math.min(...r.runsMs))}-${sec(Math.max(...r.runsMs))}`,
       (rss / 1024).toFixed(0), String(r.layers), (r.layerBytes / 2 ** 20).toFixed(1), tr, rr,
@@ -247,6 +265,7 @@ async function main(): Promise<void> {
   log(`machine: ${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, node ${process.version}`);
   log(dockerNote());
   log(await checkParallelGzip());
+  log(await checkSavedLayerIndex());
   const needsBase = opts.only.has('app');
   const reg = needsBase ? await startRegistry() : undefined;
   const bench = new Bench(opts, scratch, reg);

@@ -85,27 +85,56 @@ function xattrsOf(entry: ReadEntry): Record<string, string> | undefined {
   return Object.keys(out).length ? out : undefined;
 }
 
+/** The header fields an index entry is made of, whoever read them (node-tar, or the layer writer that wrote them). */
+export interface HeaderFields {
+  path: string;
+  /** node-tar's type name: File, Directory, SymbolicLink, Link, ... */
+  type: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  /** Seconds since epoch. */
+  mtime?: number;
+  linkpath?: string;
+  xattrs?: Record<string, string>;
+}
+
 /** Turn one tar entry into an index entry (whiteouts recognised). */
 export function indexEntryOf(entry: ReadEntry): IndexedEntry {
-  const abs = normalizeTarPath(entry.path);
+  return indexEntryOfHeader({
+    path: entry.path,
+    type: entry.type,
+    mode: entry.mode,
+    uid: entry.uid,
+    gid: entry.gid,
+    size: entry.size,
+    mtime: entry.mtime ? Math.floor(entry.mtime.getTime() / 1000) : 0,
+    linkpath: entry.linkpath,
+    xattrs: xattrsOf(entry),
+  });
+}
+
+/** {@link indexEntryOf} for header fields from any source. */
+export function indexEntryOfHeader(h: HeaderFields): IndexedEntry {
+  const abs = normalizeTarPath(h.path);
   const base = abs.slice(abs.lastIndexOf('/') + 1);
   const dir = abs.slice(0, abs.lastIndexOf('/')) || '/';
   const common = {
-    mode: (entry.mode ?? 0) & 0o7777,
-    uid: entry.uid ?? 0,
-    gid: entry.gid ?? 0,
-    size: entry.size ?? 0,
-    mtime: entry.mtime ? Math.floor(entry.mtime.getTime() / 1000) : 0,
+    mode: (h.mode ?? 0) & 0o7777,
+    uid: h.uid ?? 0,
+    gid: h.gid ?? 0,
+    size: h.size ?? 0,
+    mtime: h.mtime ?? 0,
   };
   if (base === '.wh..wh..opq') return { path: dir, type: 'opaque', ...common };
   if (base.startsWith('.wh.')) return { path: (dir === '/' ? '' : dir) + '/' + base.slice(4), type: 'whiteout', ...common };
-  const type = mapType(entry.type);
+  const type = mapType(h.type);
   const e: IndexedEntry = { path: abs, type, ...common };
-  if (type === 'symlink') e.linkTarget = entry.linkpath ?? '';
-  if (type === 'hardlink') e.linkTarget = normalizeTarPath(entry.linkpath ?? '');
+  if (type === 'symlink') e.linkTarget = h.linkpath ?? '';
+  if (type === 'hardlink') e.linkTarget = normalizeTarPath(h.linkpath ?? '');
   if (type !== 'file') e.size = 0;
-  const x = xattrsOf(entry);
-  if (x) e.xattrs = x;
+  if (h.xattrs && Object.keys(h.xattrs).length) e.xattrs = h.xattrs;
   return e;
 }
 
@@ -147,6 +176,25 @@ export async function scanLayer(store: BlobStore, digest: Digest, onEntry: (entr
       hint: 'the cached layer is corrupt; remove it from the cache directory and pull again',
       cause: e,
     });
+  }
+}
+
+/**
+ * Cache the index of a layer whose entries are already known (the writer
+ * that just made it), so the next instruction need not gunzip and parse it.
+ * Best effort: the index is a cache, and {@link indexLayer} rebuilds it from
+ * the blob when it is missing.
+ */
+export async function saveLayerIndex(store: BlobStore, digest: Digest, entries: IndexedEntry[]): Promise<void> {
+  const cached = layerIndexPath(store, digest);
+  const idx: LayerIndex = { version: INDEX_VERSION, digest, entries };
+  try {
+    await fsp.mkdir(path.dirname(cached), { recursive: true });
+    const tmp = `${cached}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+    await fsp.writeFile(tmp, JSON.stringify(idx));
+    await fsp.rename(tmp, cached);
+  } catch {
+    // A missing index is rebuilt from the blob on first use.
   }
 }
 

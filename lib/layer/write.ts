@@ -18,6 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { OcistackError } from '../errors.js';
 import { MediaType, type Digest } from '../image/types.js';
 import { BlobStore, DigestCounter } from '../image/store.js';
+import { indexEntryOfHeader, saveLayerIndex, type IndexedEntry } from './layer-index.js';
 import { ParallelGzip } from './parallel-gzip.js';
 import { encodeHeader, END_OF_ARCHIVE, paddingFor, type TarHeader } from './tar-header.js';
 import type { LayerEntry, LayerResult } from './types.js';
@@ -202,8 +203,7 @@ class Prefetcher {
 }
 
 /** The tar stream: headers and contents, in entry order, as small pieces. */
-async function* tarPieces(entries: LayerEntry[], sde: number | undefined): AsyncGenerator<Buffer> {
-  const headers = entries.map((e) => headerFor(e, sde));
+async function* tarPieces(entries: LayerEntry[], headers: TarHeader[]): AsyncGenerator<Buffer> {
   const ahead = new Prefetcher(entries, headers);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
@@ -239,10 +239,10 @@ async function* tarPieces(entries: LayerEntry[], sde: number | undefined): Async
  * The tar stream in chunks of about {@link OUT_CHUNK} bytes, hashed on the
  * way (the diffId), so the compressor sees a few large writes.
  */
-async function* tarStream(entries: LayerEntry[], sde: number | undefined, counter: TarCounter): AsyncGenerator<Buffer> {
+async function* tarStream(entries: LayerEntry[], headers: TarHeader[], counter: TarCounter): AsyncGenerator<Buffer> {
   let buf = Buffer.allocUnsafe(OUT_CHUNK);
   let used = 0;
-  for await (const piece of tarPieces(entries, sde)) {
+  for await (const piece of tarPieces(entries, headers)) {
     counter.update(piece);
     if (piece.length >= OUT_CHUNK / 2) {
       // Big pieces (file content) go through as they are, after what is buffered.
@@ -263,6 +263,28 @@ async function* tarStream(entries: LayerEntry[], sde: number | undefined, counte
     used += piece.length;
   }
   if (used > 0) yield buf.subarray(0, used);
+}
+
+/** node-tar's names for the types this writer emits, so the index reads as if the layer had been scanned. */
+const TAR_TYPE_NAMES: Record<string, string> = { '0': 'File', '1': 'Link', '2': 'SymbolicLink', '5': 'Directory' };
+
+function indexableAsWritten(h: TarHeader): boolean {
+  return (h.type !== '2' || h.linkname !== '') && (h.xattrs === undefined || Object.keys(h.xattrs).length === 0);
+}
+
+/** The index entry a scan of this header would produce (see layer-index.ts). */
+function indexEntryOfWritten(h: TarHeader): IndexedEntry {
+  return indexEntryOfHeader({
+    path: h.name,
+    type: TAR_TYPE_NAMES[h.type] ?? 'Unsupported',
+    mode: h.mode,
+    uid: h.uid,
+    gid: h.gid,
+    size: h.size,
+    mtime: h.mtime,
+    linkpath: h.linkname,
+    xattrs: h.xattrs,
+  });
 }
 
 /** sha256 and size of the uncompressed tar. */
@@ -293,18 +315,24 @@ export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<L
   const list: LayerEntry[] = [];
   for await (const e of entries as AsyncIterable<LayerEntry>) list.push(e);
   const ordered = orderEntries(list);
+  const headers = ordered.map((e) => headerFor(e, opts.sourceDateEpoch));
   const tmp = await opts.store.tempPath('layer');
   const tarCounter = new TarCounter();
   const gzCounter = new DigestCounter();
   try {
     await pipeline(
-      Readable.from(tarStream(ordered, opts.sourceDateEpoch, tarCounter), { objectMode: false, highWaterMark: OUT_CHUNK }),
+      Readable.from(tarStream(ordered, headers, tarCounter), { objectMode: false, highWaterMark: OUT_CHUNK }),
       new ParallelGzip(opts.level ?? 6, GZIP_OS_UNKNOWN),
       gzCounter,
       createWriteStream(tmp, { mode: 0o644, highWaterMark: OUT_CHUNK }),
     );
     const digest = gzCounter.digest();
     await opts.store.commitTemp(tmp, digest);
+    // The next instruction opens this layer's file system: give it the index
+    // now instead of a gunzip and parse later. Only for layers whose scan is
+    // known to give the same entries: not with xattrs (a node-tar scan does
+    // not return them today) nor empty symlink targets (node-tar may skip those).
+    if (headers.every(indexableAsWritten)) await saveLayerIndex(opts.store, digest, headers.map(indexEntryOfWritten));
     return { digest, diffId: tarCounter.digest(), size: gzCounter.size, mediaType: MediaType.OciLayerGzip };
   } catch (e) {
     await fsp.rm(tmp, { force: true });
