@@ -34,8 +34,8 @@ import { BIN } from '../test/helpers/cli.js';
 import { busyboxBase } from '../test/helpers/images.js';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { makeTempDir, requireTool } from '../test/helpers/tools.js';
-import { checkParallelGzip } from './build-gzip-check.js';
-import { checkSavedLayerIndex } from './build-index-check.js';
+import { checkParallelGzip } from '../test/layer-gzip-check.js';
+import { checkSavedLayerIndex } from '../test/layer-index-check.js';
 import { bigFiles, smallFiles, typicalApp, type Workload } from './build-workloads.js';
 
 interface Options {

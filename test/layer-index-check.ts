@@ -77,13 +77,3 @@ export async function checkSavedLayerIndex(): Promise<string> {
     rmSync(root, { recursive: true, force: true });
   }
 }
-
-if (process.argv[1]?.endsWith('build-index-check.js')) {
-  checkSavedLayerIndex().then(
-    (s) => console.log(s),
-    (e) => {
-      console.error((e as Error).message);
-      process.exit(1);
-    },
-  );
-}

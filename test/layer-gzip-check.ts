@@ -14,7 +14,7 @@ import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { GZIP_BLOCK, looksIncompressible, ParallelGzip } from '../lib/layer/parallel-gzip.js';
-import { Prng, textBytes } from './build-workloads.js';
+import { Prng, textBytes } from '../bench/build-workloads.js';
 
 async function gzipChunks(chunks: Buffer[], level = 6): Promise<Buffer> {
   const out: Buffer[] = [];
@@ -85,14 +85,4 @@ export async function checkParallelGzip(): Promise<string> {
   const ours = (await gzipChunks([text])).length;
   const single = zlib.gzipSync(text, { level: 6 }).length;
   return `parallel gzip: ${checked} cases round-trip and are chunking-independent; text ${ours} vs one-stream ${single} bytes (${((ours / single - 1) * 100).toFixed(2)}%)`;
-}
-
-if (process.argv[1]?.endsWith('build-gzip-check.js')) {
-  checkParallelGzip().then(
-    (s) => console.log(s),
-    (e) => {
-      console.error((e as Error).message);
-      process.exit(1);
-    },
-  );
 }
