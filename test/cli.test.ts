@@ -7,6 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { ocistack } from './helpers/cli.js';
 import { withRegistry } from './helpers/registry.js';
 import { busyboxLayout, runImage } from './helpers/images.js';
@@ -46,6 +47,35 @@ test('ocistack copy docker-archive:x.tar docker://REG/giteaadmin/x:1 through the
   const run = await runImage(dest, { registry: reg, args: ['echo', 'seeded'] });
   assert.is(run.code, 0, run.stderr);
   assert.is(run.stdout, 'seeded\n');
+});
+
+test('build -t REF then push REF (docker style) and push local:REF to another name; unknown local image is a clear error', async () => {
+  const reg = await withRegistry('htpasswd');
+  const work = makeTempDir('cli-local');
+  const cache = join(work, 'cache');
+  const ctx = join(work, 'ctx');
+  mkdirSync(ctx);
+  copyFileSync('/bin/busybox', join(ctx, 'busybox'));
+  writeFileSync(join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY busybox /bin/busybox\nENTRYPOINT ["/bin/busybox"]\nCMD ["echo", "built-then-pushed"]\n');
+  const ref = `${reg.host}/giteaadmin/later:1`;
+  const flags = ['--ca-file', reg.caFile, '--creds', `${reg.username}:${reg.password}`, '--cache-dir', cache];
+  const b = await ocistack(['build', ctx, '-t', ref, '--cache-dir', cache, '--progress', 'quiet']);
+  assert.is(b.code, 0, b.stderr);
+  const digest = b.stdout.trim();
+  // Nothing was pushed by build.
+  const p1 = await ocistack(['push', ref, ...flags]);
+  assert.is(p1.code, 0, p1.stderr);
+  assert.is(p1.stdout.trim(), digest, 'push REF sends the manifest build -t REF made');
+  const run = await runImage(ref, { registry: reg });
+  assert.is(run.stdout, 'built-then-pushed\n', run.stderr);
+  const other = `${reg.host}/giteaadmin/renamed:2`;
+  const p2 = await ocistack(['push', `local:${ref}`, other, ...flags]);
+  assert.is(p2.code, 0, p2.stderr);
+  assert.is(p2.stdout.trim(), digest);
+  const missing = await ocistack(['push', `${reg.host}/giteaadmin/never-built:1`, ...flags]);
+  assert.is(missing.code, 1);
+  assert.match(missing.stderr, /no image named .*never-built:1 in the build cache/);
+  assert.match(missing.stderr, /ocistack build -t/);
 });
 
 test.run();

@@ -22,6 +22,7 @@ import { copyLayer } from './copy.js';
 import { parseReference, pullImage, pushImage } from '../registry/index.js';
 import { writeOciLayout } from '../image/layout.js';
 import { BlobStore } from '../image/store.js';
+import { tagLocalImage } from '../image/local-images.js';
 import { canonicalJson } from '../image/digest.js';
 import {
   addHistory, addLayer, applyInstruction, cloneConfig, DEFAULT_PATH, emptyImageConfig, finalizeConfig, getEnv, type ApplyState,
@@ -108,6 +109,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   }
   const final = session.results.get(plan.target)!;
   const image = await storeImage(session, final);
+  // Named in the cache too, so `ocistack push REF` finds what `build -t REF` made.
+  await tagLocalImage(session.store, image.manifest, tagRefs.map((r) => r.toString()));
 
   for (const out of opts.output === undefined ? [] : Array.isArray(opts.output) ? opts.output : [opts.output]) {
     await writeOciLayout({

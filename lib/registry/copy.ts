@@ -5,7 +5,8 @@
  * written from there.
  */
 import * as path from 'node:path';
-import { UsageError } from '../errors.js';
+import { OcistackError, UsageError } from '../errors.js';
+import { findLocalImage, tagLocalImage } from '../image/local-images.js';
 import { parseArchiveRef } from '../image/archive-ref.js';
 import { parseLayoutRef, readOciLayout, writeOciLayout } from '../image/layout.js';
 import type { BlobStore } from '../image/store.js';
@@ -18,6 +19,8 @@ import type { RegistryOptions } from './types.js';
 
 export type ImageLocation =
   | { transport: 'docker'; ref: string }
+  /** An image `ocistack build -t REF` named in the build cache. */
+  | { transport: 'local'; ref: string }
   | { transport: 'oci'; dir: string; tag?: string }
   | { transport: 'docker-archive'; file: string; ref?: string; index?: number };
 
@@ -26,14 +29,15 @@ export type ImageLocation =
  * without a transport is taken as that (push/pull destinations default to
  * `docker`).
  */
-export function parseLocation(spec: string, defaultTransport?: 'docker'): ImageLocation {
+export function parseLocation(spec: string, defaultTransport?: 'docker' | 'local'): ImageLocation {
   if (spec.startsWith('docker://')) return { transport: 'docker', ref: checked(spec.slice('docker://'.length)) };
+  if (spec.startsWith('local:')) return { transport: 'local', ref: checked(spec.slice('local:'.length)) };
   if (spec.startsWith('oci:')) return { transport: 'oci', ...parseLayoutRef(spec.slice('oci:'.length)) };
   if (spec.startsWith('docker-archive:')) return { transport: 'docker-archive', ...parseArchiveRef(spec.slice('docker-archive:'.length)) };
   const m = /^(dir|oci-archive|containers-storage|docker-daemon|tarball):/.exec(spec);
   if (m) throw new UsageError(`transport "${m[1]}:" is not supported`, 'use docker://REF, oci:DIR[:TAG] or docker-archive:FILE');
-  if (defaultTransport === 'docker') return { transport: 'docker', ref: checked(spec) };
-  throw new UsageError(`"${spec}" names no transport`, `write docker://${spec}, oci:${spec} or docker-archive:${spec}`);
+  if (defaultTransport) return { transport: defaultTransport, ref: checked(spec) };
+  throw new UsageError(`"${spec}" names no transport`, `write docker://${spec}, local:${spec}, oci:${spec} or docker-archive:${spec}`);
 }
 
 /** Validate a reference now, so a bad destination fails before any work (exit 2). */
@@ -46,6 +50,8 @@ export function formatLocation(l: ImageLocation): string {
   switch (l.transport) {
     case 'docker':
       return `docker://${l.ref}`;
+    case 'local':
+      return `local:${l.ref}`;
     case 'oci':
       return `oci:${l.dir}${l.tag ? `:${l.tag}` : ''}`;
     case 'docker-archive':
@@ -104,6 +110,19 @@ export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult
         sourceName = src.ref;
         break;
       }
+      case 'local': {
+        const name = parseReference(src.ref).toString();
+        const found = await findLocalImage(opts.store, name);
+        if (!found) {
+          throw new OcistackError(`no image named ${name} in the build cache ${opts.store.root}`, {
+            code: 'LOCAL_IMAGE_MISSING',
+            hint: `build it first with "ocistack build -t ${src.ref}" (same --cache-dir), or name a transport: docker://, oci: or docker-archive:`,
+          });
+        }
+        descriptor = found;
+        sourceName = name;
+        break;
+      }
       case 'oci': {
         const r = await readOciLayout({ dir: path.resolve(cwd, src.dir), tag: src.tag, store: opts.store });
         descriptor = r.descriptor;
@@ -122,6 +141,11 @@ export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult
       case 'docker': {
         const r = await pushImage({ store: opts.store, manifest: descriptor, tags: [dst.ref], registry: opts.registry, session });
         return { digest: r.digest, descriptor, written: r.pushed };
+      }
+      case 'local': {
+        const name = parseReference(dst.ref).toString();
+        await tagLocalImage(opts.store, descriptor, [name]);
+        return { digest: descriptor.digest, descriptor, written: [`local:${name}`] };
       }
       case 'oci': {
         const dir = path.resolve(cwd, dst.dir);

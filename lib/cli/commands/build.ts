@@ -109,8 +109,13 @@ export const command: CliCommand = {
     });
 
     if (!push && result.pushed.length === 0 && flagList(p, 'output').length === 0) {
-      // docker build keeps the image in its store; ours is only the blob cache.
-      onProgress({ type: 'warning', message: 'the image is only in the build cache: add --push to send it to a registry, or --output type=oci,dest=DIR to keep it' });
+      // Like docker build, the image stays in our store (the build cache), named by its tags.
+      onProgress({
+        type: 'info',
+        message: tags.length
+          ? `the image is in the build cache as ${tags.join(', ')}: "ocistack push ${tags[0]}" sends it to its registry`
+          : 'the image is only in the build cache, unnamed: add -t REF (then "ocistack push REF"), --push, or --output type=oci,dest=DIR',
+      });
     }
     const digestFile = flagString(p, 'digest-file');
     if (digestFile) await writeFileAtomic(path.resolve(io.cwd, digestFile), `${result.manifestDigest}\n`);

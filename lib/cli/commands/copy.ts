@@ -32,6 +32,7 @@ const help = `Usage: ocistack copy [OPTIONS] SOURCE DEST
 
 Copy an image. SOURCE and DEST are one of
   docker://REF                 an image in a registry, e.g. docker://gitea.cnoe.localtest.me:8443/giteaadmin/app:1
+  local:REF                    an image named in the build cache by "ocistack build -t REF"
   oci:DIR[:TAG]                an OCI image layout directory
   docker-archive:FILE[:REF]    a "docker save" tar (REF or @INDEX picks one of several images)
 
@@ -44,12 +45,15 @@ Exit status: 0 copied, 1 failed, 2 usage error.
 /** Shared by copy and push: parse, copy, print. */
 export async function runCopy(argv: string[], io: CliIO, name: 'copy' | 'push', defaultDest?: 'docker'): Promise<number> {
   const p = parseArgs(argv, copyFlagSpecs, name);
+  // `ocistack push REF` (docker push style): the image built as REF goes to REF.
+  if (name === 'push' && p.positionals.length === 1) p.positionals.push(p.positionals[0]!);
   if (p.positionals.length !== 2) {
     throw new UsageError(`${name} takes SOURCE and DEST, got ${p.positionals.length} argument(s)`, `see "ocistack ${name} --help"`);
   }
   const mode = (flagString(p, 'progress') ?? 'auto') as ProgressMode;
   if (!progressModes().includes(mode)) throw new UsageError(`--progress "${mode}" is not a progress mode`, `use one of ${progressModes().join(', ')}`);
-  const source = parseLocation(p.positionals[0]!);
+  // push's SOURCE without a transport is an image built here (like `buildah push IMAGE`).
+  const source = parseLocation(p.positionals[0]!, name === 'push' ? 'local' : undefined);
   const destination = parseLocation(p.positionals[1]!, defaultDest);
   const onProgress = createRenderer(mode, io.stderr);
   // --insecure/--creds apply to the registries named on this command line.

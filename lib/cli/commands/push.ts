@@ -6,10 +6,13 @@
 import type { CliCommand } from '../types.js';
 import { copyFlagsHelp, runCopy } from './copy.js';
 
-const help = `Usage: ocistack push [OPTIONS] SOURCE DEST
+const help = `Usage: ocistack push [OPTIONS] SOURCE [DEST]
 
-Push an image to a registry. SOURCE is oci:DIR[:TAG], docker-archive:FILE[:REF]
-or docker://REF; DEST is a registry reference (docker:// optional), e.g.
+Push an image to a registry. SOURCE is an image built with "ocistack build -t REF"
+(REF or local:REF), oci:DIR[:TAG], docker-archive:FILE[:REF] or docker://REF;
+DEST is a registry reference (docker:// optional), by default SOURCE's own name:
+  ocistack build -t gitea.cnoe.localtest.me:8443/giteaadmin/app:1 .
+  ocistack push gitea.cnoe.localtest.me:8443/giteaadmin/app:1
   ocistack push oci:./out:app gitea.cnoe.localtest.me:8443/giteaadmin/app:1
 
 The manifest digest (as the registry serves it) is printed on stdout.
@@ -22,7 +25,7 @@ Exit status: 0 pushed, 1 failed, 2 usage error.
 
 export const command: CliCommand = {
   name: 'push',
-  summary: 'Push an image from an OCI layout or docker-archive to a registry',
+  summary: 'Push an image (built here, or from an OCI layout or docker-archive) to a registry',
   help,
   run: (argv, io) => runCopy(argv, io, 'push', 'docker'),
 };
