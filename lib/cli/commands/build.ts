@@ -8,7 +8,7 @@ import { UsageError } from '../../errors.js';
 import { build } from '../../build/build.js';
 import type { BuildOutput } from '../../build/options.js';
 import { parseEpoch } from '../../build/time.js';
-import { createRenderer, progressModes, type ProgressMode } from '../../progress/render.js';
+import { progressFromFlags } from '../progress-flag.js';
 import { flagBool, flagList, flagString, parseArgs, parseKeyValues, type FlagSpec } from '../args.js';
 import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
 import type { CliCommand, CliIO } from '../types.js';
@@ -79,17 +79,13 @@ export const command: CliCommand = {
     if (p.positionals.length > 1) {
       throw new UsageError(`build takes one context directory, got ${p.positionals.length}: ${p.positionals.join(' ')}`, 'put flags before or after the context; see "ocistack build --help"');
     }
-    const mode = (flagString(p, 'progress') ?? 'auto') as ProgressMode;
-    if (!progressModes().includes(mode)) {
-      throw new UsageError(`--progress "${mode}" is not a progress mode`, `use one of ${progressModes().join(', ')}`);
-    }
     const context = path.resolve(io.cwd, p.positionals[0] ?? '.');
     const file = flagString(p, 'file');
     const tags = flagList(p, 'tag');
     const push = flagBool(p, 'push');
     if (push && tags.length === 0) throw new UsageError('--push needs at least one -t REF', 'add -t REGISTRY/OWNER/IMAGE:TAG');
     const epoch = flagString(p, 'source-date-epoch');
-    const onProgress = createRenderer(mode, io.stderr);
+    const onProgress = progressFromFlags(p, io);
     const registry = await registryOptionsFromFlags(p, { targets: tags, io });
 
     const result = await build({

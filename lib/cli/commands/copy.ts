@@ -5,7 +5,7 @@
  */
 import { UsageError } from '../../errors.js';
 import { BlobStore } from '../../image/store.js';
-import { createRenderer, progressModes, type ProgressMode } from '../../progress/render.js';
+import { progressFromFlags } from '../progress-flag.js';
 import { copyImage, formatLocation, parseLocation } from '../../registry/copy.js';
 import { flagBool, flagString, parseArgs, type FlagSpec } from '../args.js';
 import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
@@ -50,12 +50,10 @@ export async function runCopy(argv: string[], io: CliIO, name: 'copy' | 'push', 
   if (p.positionals.length !== 2) {
     throw new UsageError(`${name} takes SOURCE and DEST, got ${p.positionals.length} argument(s)`, `see "ocistack ${name} --help"`);
   }
-  const mode = (flagString(p, 'progress') ?? 'auto') as ProgressMode;
-  if (!progressModes().includes(mode)) throw new UsageError(`--progress "${mode}" is not a progress mode`, `use one of ${progressModes().join(', ')}`);
   // push's SOURCE without a transport is an image built here (like `buildah push IMAGE`).
   const source = parseLocation(p.positionals[0]!, name === 'push' ? 'local' : undefined);
   const destination = parseLocation(p.positionals[1]!, defaultDest);
-  const onProgress = createRenderer(mode, io.stderr);
+  const onProgress = progressFromFlags(p, io);
   // --insecure/--creds apply to the registries named on this command line.
   const targets = [source, destination].filter((l) => l.transport === 'docker').map((l) => (l as { ref: string }).ref);
   const registry = await registryOptionsFromFlags(p, { targets, io });

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { UsageError } from '../../errors.js';
 import { BlobStore } from '../../image/store.js';
-import { createRenderer, progressModes, type ProgressMode } from '../../progress/render.js';
+import { progressFromFlags } from '../progress-flag.js';
 import { copyImage, formatLocation, parseLocation } from '../../registry/copy.js';
 import { pullImage } from '../../registry/pull.js';
 import { flagBool, flagString, parseArgs, type FlagSpec } from '../args.js';
@@ -46,11 +46,9 @@ export const command: CliCommand = {
   async run(argv, io) {
     const p = parseArgs(argv, specs, 'pull');
     if (p.positionals.length !== 1) throw new UsageError(`pull takes one image reference, got ${p.positionals.length}`, 'see "ocistack pull --help"');
-    const mode = (flagString(p, 'progress') ?? 'auto') as ProgressMode;
-    if (!progressModes().includes(mode)) throw new UsageError(`--progress "${mode}" is not a progress mode`, `use one of ${progressModes().join(', ')}`);
     const source = parseLocation(p.positionals[0]!, 'docker');
     if (source.transport !== 'docker') throw new UsageError('pull reads from a registry', 'use "ocistack copy" for oci: and docker-archive: sources');
-    const onProgress = createRenderer(mode, io.stderr);
+    const onProgress = progressFromFlags(p, io);
     const registry = { ...(await registryOptionsFromFlags(p, { targets: [source.ref], io })), onProgress };
     const cacheDir = flagString(p, 'cache-dir');
     const store = new BlobStore(cacheDir ? path.resolve(io.cwd, cacheDir) : undefined);
