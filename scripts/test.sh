@@ -43,7 +43,7 @@ fi
 # dpkg because a dynamically linked busybox cannot be copied into an image.
 REQUIRED="docker-registry:docker-registry skopeo:skopeo umoci:umoci runc:runc buildah:buildah
 busybox-static:- nginx-light:nginx apache2-utils:htpasswd openssl:openssl uidmap:newuidmap
-bzip2:bzip2 xz-utils:xz"
+bzip2:bzip2 xz-utils:xz libcap2-bin:setcap"
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 missing=()
 for entry in $REQUIRED; do

@@ -15,8 +15,9 @@ import { copyLayer, type CopyInstruction } from '../lib/build/copy.js';
 import { openContext, FsContextSource, BuildContext, IgnoreMatcher } from '../lib/context/index.js';
 import { OcistackError } from '../lib/errors.js';
 import { BlobStore } from '../lib/image/store.js';
-import type { ImageFs } from '../lib/layer/index.js';
+import { openImageFs, type ImageFs } from '../lib/layer/index.js';
 import { baseImage, copyIns, layerFile, listLayer, tempDir } from './copy-util.js';
+import { requireTool } from './helpers/tools.js';
 
 const root = tempDir('copy-test');
 const store = new BlobStore(path.join(root, 'store'));
@@ -243,6 +244,52 @@ test('ADD a URL: --checksum verified, mode 600, name from the URL; a mismatch is
   } finally {
     server.close();
   }
+});
+
+/** A layer made by GNU tar from a dir with a setcap'd file (plus a user.* xattr on every entry via a global PAX header). */
+function capsTarball(name: string): string {
+  const src = tempDir('caps-src');
+  fs.mkdirSync(path.join(src, 'bin'));
+  fs.writeFileSync(path.join(src, 'bin', 'x'), '#!/bin/sh\n');
+  fs.chmodSync(path.join(src, 'bin', 'x'), 0o755);
+  execFileSync(requireTool('setcap'), ['cap_net_bind_service=+ep', path.join(src, 'bin', 'x')]);
+  const out = path.join(src, '..', name);
+  execFileSync('tar', ['--xattrs', '--xattrs-include=*', '--format=pax', '--pax-option=SCHILY.xattr.user.g:=global', '-czf', out, '-C', src, 'bin']);
+  return out;
+}
+
+/** GNU tar's verbose listing of a layer's xattrs (`x: <bytes> <name>` lines), per member. */
+function layerXattrs(digest: string): string {
+  return execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-tvvzf', store.path(digest as `sha256:${string}`)], { encoding: 'utf8' });
+}
+
+function extractedCaps(digest: string, member: string): string {
+  const dir = tempDir('caps-out');
+  execFileSync('tar', ['--xattrs', '--xattrs-include=*', '-xzf', store.path(digest as `sha256:${string}`), '-C', dir, member]);
+  return execFileSync(requireTool('getcap'), [path.join(dir, member)], { encoding: 'utf8' }).replace(dir + '/', '').trim();
+}
+
+test('COPY --from keeps security.capability byte for byte and, like BuildKit, drops other xattrs', async () => {
+  const blob = await store.putBytes(fs.readFileSync(capsTarball('from.tar.gz')));
+  const from = await openImageFs(store, [blob.digest]);
+  assert.is(from.stat('/bin/x')!.xattrs!['user.g'], 'global', 'the source image has a user.* xattr to drop');
+  const { r, list } = await run(copyIns(['/bin/x'], '/x', { from: 'caps' }), { from });
+  assert.equal(list, ['- x rwxr-xr-x 0:0 10']);
+  const listing = layerXattrs(r.digest);
+  assert.match(listing, /x: 20 security\.capability/);
+  assert.not.match(listing, /user\.g/);
+  assert.is(extractedCaps(r.digest, 'x'), 'x cap_net_bind_service=ep');
+  // --chown keeps it too (BuildKit sets xattrs after chown, which would clear the capability).
+  const owned = await run(copyIns(['/bin/x'], '/y', { from: 'caps', chown: '1000:1000' }), { from });
+  assert.is(extractedCaps(owned.r.digest, 'y'), 'y cap_net_bind_service=ep');
+});
+
+test('ADD of a tar archive keeps security.capability of its files', async () => {
+  fs.copyFileSync(capsTarball('add.tar.gz'), path.join(ctxDir, 'caps.tar.gz'));
+  const { r } = await run(copyIns(['caps.tar.gz'], '/opt/caps/', { kind: 'add' }));
+  assert.match(layerXattrs(r.digest), /x: 20 security\.capability/);
+  assert.is(extractedCaps(r.digest, 'opt/caps/bin/x'), 'opt/caps/bin/x cap_net_bind_service=ep');
+  fs.rmSync(path.join(ctxDir, 'caps.tar.gz'));
 });
 
 test('bad input: clear errors naming the line, nothing written', async () => {

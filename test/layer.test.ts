@@ -12,6 +12,8 @@ import * as path from 'node:path';
 import { BlobStore } from '../lib/image/store.js';
 import type { LayerEntry } from '../lib/layer/types.js';
 import { writeLayer, openImageFs, indexLayer, layerIndexPath } from '../lib/layer/index.js';
+import { parsePaxRecords } from '../lib/layer/pax.js';
+import { requireTool } from './helpers/tools.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ocistack-layer-test-'));
 let n = 0;
@@ -201,6 +203,96 @@ test('indexLayer: a truncated layer is an error, not a partial index', async () 
     assert.match((e as Error).message, /cannot read layer/);
   }
   assert.not.ok(fs.existsSync(layerIndexPath(store, cut.digest)), 'no index cached');
+});
+
+/** `setcap cap_net_bind_service=+ep` as the kernel stores it (VFS_CAP_REVISION_2): 20 bytes, hex. */
+const CAP_HEX = '0100000200040000000000000000000000000000';
+
+/** `name -> value hex` of GNU tar's view of a layer file's xattrs, by extracting it as root and reading them back. */
+function gnuTarCapability(blob: string, member: string): string {
+  const dir = fs.mkdtempSync(path.join(tmpRoot, 'x-'));
+  sh(`tar --xattrs --xattrs-include='*' -xzf ${blob} -C ${dir} ${member}`);
+  // getcap (libcap2-bin) decodes the stored struct: an independent reader of the bytes.
+  return sh(`${requireTool('getcap')} ${path.join(dir, member)}`).trim().replace(dir + '/', '');
+}
+
+test('writeLayer: xattr values are raw bytes (latin1 strings), GNU tar + getcap read the capability back', async () => {
+  const store = freshStore();
+  const cap = Buffer.from(CAP_HEX, 'hex').toString('latin1');
+  const r = await writeLayer([
+    { path: '/ping', type: 'file', mode: 0o755, uid: 0, gid: 0, mtime: 1700000000, size: 2, content: bytes('ok'), xattrs: { 'security.capability': cap, 'user.hi': '\u00ff\u0080=\n' } },
+  ], { store });
+  assert.is(gnuTarCapability(store.path(r.digest), 'ping'), 'ping cap_net_bind_service=ep');
+  const list = sh(`tar --xattrs --xattrs-include='*' -tvvzf ${store.path(r.digest)}`);
+  assert.match(list, /x: 20 security\.capability/);
+  assert.match(list, /x: 4 user\.hi/, 'byte length, not UTF-8 length');
+  const bad = [{ path: '/t', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtime: 0, size: 0, content: bytes(''), xattrs: { 'user.t': 'é€' } }];
+  await writeLayer(bad, { store }).then(() => assert.unreachable('a non-byte string is refused'), (e: Error) => assert.match(e.message, /byte string/));
+});
+
+test('parsePaxRecords: lengths count bytes, values are raw (newline, =, NUL, bytes >= 0x80)', () => {
+  const value = Buffer.from([0x01, 0x0a, 0x3d, 0x00, 0xff, 0x80]);
+  const rec = (k: string, v: Buffer): Buffer => {
+    const body = Buffer.concat([Buffer.from(` ${k}=`), v, Buffer.from('\n')]);
+    let len = body.length + String(body.length).length;
+    if (String(len).length + body.length !== len) len = body.length + String(len).length;
+    return Buffer.concat([Buffer.from(String(len)), body]);
+  };
+  const body = Buffer.concat([rec('path', Buffer.from('héllo')), rec('SCHILY.xattr.security.capability', value), rec('SCHILY.xattr.user.long', Buffer.alloc(95, 0x61))]);
+  const m = parsePaxRecords(Buffer.concat([body, Buffer.alloc(7)]));
+  assert.equal([...m.keys()], ['path', 'SCHILY.xattr.security.capability', 'SCHILY.xattr.user.long']);
+  assert.is(m.get('path')!.toString('utf8'), 'héllo');
+  assert.ok(m.get('SCHILY.xattr.security.capability')!.equals(value));
+  assert.is(m.get('SCHILY.xattr.user.long')!.length, 95);
+  // A record whose length is wrong ends parsing; what came before stays.
+  const broken = parsePaxRecords(Buffer.concat([rec('path', Buffer.from('a')), Buffer.from('99 path=b\n')]));
+  assert.equal([...broken.keys()], ['path']);
+  assert.is(broken.get('path')!.toString(), 'a');
+});
+
+test('indexLayer/openImageFs: xattrs of a GNU tar layer (setcap, global PAX header) survive the scan byte for byte', async () => {
+  const store = freshStore();
+  const src = fs.mkdtempSync(path.join(tmpRoot, 'caps-'));
+  fs.mkdirSync(path.join(src, 'bin'));
+  fs.writeFileSync(path.join(src, 'bin', 'x'), 'x'.repeat(1000));
+  sh(`${requireTool('setcap')} cap_net_bind_service=+ep ${src}/bin/x`);
+  fs.linkSync(path.join(src, 'bin', 'x'), path.join(src, 'bin', 'y'));
+  fs.writeFileSync(path.join(src, 'plain'), 'p');
+  // A big file first and a long PAX name later: the xattr reader must stay in step with the tar blocks.
+  fs.writeFileSync(path.join(src, 'big'), Buffer.alloc(300_001, 7));
+  const longName = 'n'.repeat(150);
+  fs.writeFileSync(path.join(src, longName), 'l');
+  sh(`${requireTool('setcap')} cap_net_bind_service=+ep ${path.join(src, longName)}`);
+  const tgz = path.join(tmpRoot, `caps-${n++}.tar.gz`);
+  sh(`tar --xattrs --xattrs-include='*' --format=pax --pax-option='SCHILY.xattr.user.g:=global' -czf ${tgz} -C ${src} big bin plain ${longName}`);
+  const blob = await store.putBytes(fs.readFileSync(tgz));
+  const idx = await indexLayer(store, blob.digest);
+  const x = idx.entries.find((e) => e.path === '/bin/x')!;
+  assert.is(Buffer.from(x.xattrs!['security.capability']!, 'latin1').toString('hex'), CAP_HEX);
+  assert.is(x.xattrs!['user.g'], 'global', 'a global header applies to every later entry');
+  assert.is(idx.entries.find((e) => e.path === '/plain')!.xattrs!['security.capability'], undefined);
+  assert.equal(idx.entries.find((e) => e.path === '/big')!.xattrs, { 'user.g': 'global' });
+  assert.is(Buffer.from(idx.entries.find((e) => e.path === '/' + longName)!.xattrs!['security.capability']!, 'latin1').toString('hex'), CAP_HEX);
+  // Cached index (version 2) keeps them; the image view shares them with the hard link.
+  const cached = JSON.parse(fs.readFileSync(layerIndexPath(store, blob.digest), 'utf8'));
+  assert.is(cached.version, 2);
+  const ifs = await openImageFs(store, [blob.digest]);
+  assert.is(Buffer.from(ifs.stat('/bin/y')!.xattrs!['security.capability']!, 'latin1').toString('hex'), CAP_HEX);
+  assert.is((await ifs.readFile('/bin/y')).length, 1000);
+});
+
+test('indexLayer: a cached index of version 1 (scanned without xattrs) is rebuilt, not read', async () => {
+  const store = freshStore();
+  const cap = Buffer.from(CAP_HEX, 'hex').toString('latin1');
+  const r = await writeLayer([{ path: '/c', type: 'file', mode: 0o755, uid: 0, gid: 0, mtime: 1, size: 1, content: bytes('c'), xattrs: { 'security.capability': cap } }], { store });
+  const file = layerIndexPath(store, r.digest);
+  const old = JSON.parse(fs.readFileSync(file, 'utf8'));
+  old.version = 1;
+  delete old.entries[0].xattrs;
+  fs.writeFileSync(file, JSON.stringify(old));
+  const idx = await indexLayer(store, r.digest);
+  assert.is(idx.version, 2);
+  assert.is(idx.entries[0]!.xattrs!['security.capability'], cap);
 });
 
 test.after(() => {

@@ -13,6 +13,7 @@ import { Parser, type ReadEntry } from 'tar';
 import { OcistackError, type SourceLocation } from '../errors.js';
 import { decompressFile, detectCompression, looksLikeTar, readHead } from '../layer/decompress.js';
 import { indexEntryOf } from '../layer/layer-index.js';
+import { PaxXattrTracker } from '../layer/pax.js';
 import type { SourceStat } from './copy-source.js';
 
 /** `http://` or `https://`. */
@@ -133,10 +134,12 @@ export async function readArchive(file: string, displayName: string, tmpDir: str
   const entries = new Map<string, ArchiveEntry>();
   const pending: Promise<void>[] = [];
   let n = 0;
+  // node-tar drops xattr PAX records; the tracker reads them on the way in.
+  const pax = new PaxXattrTracker();
   const parser = new Parser({
     strict: true,
     onReadEntry: (entry: ReadEntry) => {
-      const ie = indexEntryOf(entry);
+      const ie = indexEntryOf(entry, pax.take(entry));
       const rel = ie.path.slice(1);
       if (rel === '' || ie.type === 'other' || ie.type === 'whiteout' || ie.type === 'opaque') {
         entry.resume();
@@ -144,6 +147,7 @@ export async function readArchive(file: string, displayName: string, tmpDir: str
       }
       const stat: SourceStat = { type: ie.type === 'hardlink' ? 'file' : ie.type, mode: ie.mode, uid: ie.uid, gid: ie.gid, size: ie.size, mtime: ie.mtime, inode: `archive:${rel}`, nlink: 1 };
       if (ie.type === 'symlink') stat.linkTarget = ie.linkTarget;
+      if (ie.xattrs) stat.xattrs = ie.xattrs;
       const ae: ArchiveEntry = { rel, stat };
       if (ie.type === 'hardlink') {
         ae.hardlinkTo = ie.linkTarget!.slice(1);
@@ -157,7 +161,12 @@ export async function readArchive(file: string, displayName: string, tmpDir: str
     },
   });
   try {
-    await pipeline(decompressFile(file, compression, displayName), new TarSniffer(), parser as unknown as NodeJS.WritableStream);
+    await pipeline(
+      decompressFile(file, compression, displayName),
+      new TarSniffer(),
+      pax.stream(),
+      parser as unknown as NodeJS.WritableStream,
+    );
     await Promise.all(pending);
   } catch (e) {
     if (e instanceof NotATar) return undefined;

@@ -59,6 +59,22 @@ function posixJoin(a: string, b: string): string {
   return cleanPath(`${a}/${b}`);
 }
 
+/**
+ * xattrs a COPY/ADD layer keeps: only `security.capability`, as BuildKit
+ * does (its layers are diffs written by containerd's archive writer, which
+ * records that one attribute; user.*, trusted.* and security.selinux of a
+ * source are not in the resulting layer). Values are byte strings (latin1).
+ */
+export const KEPT_XATTRS: readonly string[] = ['security.capability'];
+
+/** `{ xattrs }` with only {@link KEPT_XATTRS}, or `{}` when none is left (spread into a LayerEntry). */
+export function keptXattrs(xattrs: Record<string, string> | undefined): { xattrs?: Record<string, string> } {
+  if (!xattrs) return {};
+  let out: Record<string, string> | undefined;
+  for (const k of KEPT_XATTRS) if (xattrs[k] !== undefined) (out ??= {})[k] = xattrs[k]!;
+  return out ? { xattrs: out } : {};
+}
+
 function parentOf(p: string): string {
   const i = p.lastIndexOf('/');
   return i <= 0 ? '/' : p.slice(0, i);
@@ -103,7 +119,7 @@ class LayerPlan {
         }
         throw this.notADir(cur);
       }
-      if (node) this.entries.set(cur, { path: cur, type: 'dir', mode: node.mode, uid: node.uid, gid: node.gid, mtime: node.mtime, ...(node.xattrs ? { xattrs: node.xattrs } : {}) });
+      if (node) this.entries.set(cur, { path: cur, type: 'dir', mode: node.mode, uid: node.uid, gid: node.gid, mtime: node.mtime, ...keptXattrs(node.xattrs) });
       else this.entries.set(cur, { path: cur, type: 'dir', mode: 0o755, uid: this.owner?.uid ?? 0, gid: this.owner?.gid ?? 0, mtime: this.now });
     }
   }
@@ -131,7 +147,7 @@ class LayerPlan {
     this.ensureDir(parentOf(dest));
     const owner = this.owner ?? (src.kind === 'image' ? { uid: stat.uid, gid: stat.gid } : { uid: 0, gid: 0 });
     const mode = stat.type === 'symlink' ? 0o777 : this.chmod ? this.chmod(stat.mode, stat.type === 'dir') : stat.mode;
-    const base = { path: dest, mode, uid: owner.uid, gid: owner.gid, mtime: stat.mtime, ...(stat.xattrs ? { xattrs: stat.xattrs } : {}) };
+    const base = { path: dest, mode, uid: owner.uid, gid: owner.gid, mtime: stat.mtime, ...keptXattrs(stat.xattrs) };
     if (stat.type === 'dir') {
       this.entries.set(dest, { ...base, type: 'dir' });
       return;

@@ -27,6 +27,7 @@ export interface ImageNode {
   size: number;
   mtime: number;
   linkTarget?: string;
+  /** Extended attributes from the layer's PAX headers: name -> byte string (one char per byte, latin1). */
   xattrs?: Record<string, string>;
   /** Index of the layer (in `ImageFs.layers`) whose tar holds this entry; -1 for implied directories. */
   layer: number;
@@ -244,6 +245,8 @@ function applyLayer(root: ImageNode, entries: IndexedEntry[], layer: number): vo
         dataPath: target?.dataPath ?? e.path,
         inode: target?.inode ?? `${layer}:${e.path}`,
       };
+      // xattrs belong to the inode, which the link shares.
+      if (target?.xattrs) node.xattrs = target.xattrs;
     } else {
       node = {
         path: e.path,

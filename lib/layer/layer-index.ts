@@ -15,6 +15,7 @@ import { digestHex } from '../image/digest.js';
 import type { BlobStore } from '../image/store.js';
 import type { Digest } from '../image/types.js';
 import { decompressFile, detectCompression, readHead } from './decompress.js';
+import { PaxXattrTracker } from './pax.js';
 
 export type IndexedType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'whiteout' | 'opaque' | 'other';
 
@@ -30,17 +31,22 @@ export interface IndexedEntry {
   mtime: number;
   /** symlink: target as stored. hardlink: absolute path of the linked entry. */
   linkTarget?: string;
-  /** PAX xattrs (e.g. security.capability), values as stored. */
+  /**
+   * PAX `SCHILY.xattr.*` records (e.g. security.capability): name -> value
+   * as a byte string, one char per byte (latin1), exactly the stored bytes.
+   */
   xattrs?: Record<string, string>;
 }
 
 export interface LayerIndex {
-  version: 1;
+  /** Format version; an index of another version is rebuilt, never read. */
+  version: typeof INDEX_VERSION;
   digest: Digest;
   entries: IndexedEntry[];
 }
 
-const INDEX_VERSION = 1;
+/** 2: entries carry xattrs (version 1 indexes were built by scans that dropped them). */
+const INDEX_VERSION = 2;
 
 /** Where the index of a layer is cached. */
 export function layerIndexPath(store: BlobStore, digest: Digest): string {
@@ -75,16 +81,6 @@ function mapType(t: string): IndexedType {
   }
 }
 
-function xattrsOf(entry: ReadEntry): Record<string, string> | undefined {
-  const pax = entry.extended as unknown as Record<string, unknown> | undefined;
-  if (!pax) return undefined;
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(pax)) {
-    if (k.startsWith('SCHILY.xattr.') && typeof v === 'string') out[k.slice('SCHILY.xattr.'.length)] = v;
-  }
-  return Object.keys(out).length ? out : undefined;
-}
-
 /** The header fields an index entry is made of, whoever read them (node-tar, or the layer writer that wrote them). */
 export interface HeaderFields {
   path: string;
@@ -100,8 +96,11 @@ export interface HeaderFields {
   xattrs?: Record<string, string>;
 }
 
-/** Turn one tar entry into an index entry (whiteouts recognised). */
-export function indexEntryOf(entry: ReadEntry): IndexedEntry {
+/**
+ * Turn one tar entry into an index entry (whiteouts recognised). `xattrs`
+ * come from the scan (see {@link scanLayer}): node-tar's entry lacks them.
+ */
+export function indexEntryOf(entry: ReadEntry, xattrs?: Record<string, string>): IndexedEntry {
   return indexEntryOfHeader({
     path: entry.path,
     type: entry.type,
@@ -111,7 +110,7 @@ export function indexEntryOf(entry: ReadEntry): IndexedEntry {
     size: entry.size,
     mtime: entry.mtime ? Math.floor(entry.mtime.getTime() / 1000) : 0,
     linkpath: entry.linkpath,
-    xattrs: xattrsOf(entry),
+    xattrs,
   });
 }
 
@@ -140,14 +139,21 @@ export function indexEntryOfHeader(h: HeaderFields): IndexedEntry {
 
 /**
  * Stream the (decompressed) tar of a layer blob through node-tar's parser.
- * `onEntry` may consume the entry; entries it leaves alone are drained.
+ * `onEntry` may consume the entry; entries it leaves alone are drained. It
+ * also gets the entry's xattrs (byte strings, latin1), which node-tar drops:
+ * they are read from the PAX headers on the way into the parser.
  */
-export async function scanLayer(store: BlobStore, digest: Digest, onEntry: (entry: ReadEntry) => void | Promise<void>): Promise<void> {
+export async function scanLayer(
+  store: BlobStore,
+  digest: Digest,
+  onEntry: (entry: ReadEntry, xattrs: Record<string, string> | undefined) => void | Promise<void>,
+): Promise<void> {
   const file = store.path(digest);
   const head = await readHead(file, 8).catch((e: unknown) => {
     throw new OcistackError(`layer ${digest} is not in the blob store`, { code: 'LAYER_MISSING', hint: 'pull the base image again', cause: e });
   });
   const pending: Promise<void>[] = [];
+  const pax = new PaxXattrTracker();
   let fatal: Error | undefined;
   const parser = new Parser({
     // Not strict: real-world layers carry oddities (a link name on a plain
@@ -159,14 +165,19 @@ export async function scanLayer(store: BlobStore, digest: Digest, onEntry: (entr
       if (code === 'TAR_BAD_ARCHIVE' || code === 'TAR_ABORT' || /checksum/.test(text)) fatal ??= new Error(text);
     },
     onReadEntry: (entry: ReadEntry) => {
-      const r = onEntry(entry);
+      const r = onEntry(entry, pax.take(entry));
       if (r) pending.push(r);
       // Entries nobody piped are drained so the parser keeps going.
       if (!entry.listenerCount('data')) entry.resume();
     },
   });
   try {
-    await pipeline(decompressFile(file, detectCompression(head), `layer ${digest}`), parser as unknown as NodeJS.WritableStream);
+    await pipeline(
+      decompressFile(file, detectCompression(head), `layer ${digest}`),
+      // The tracker sees each chunk before the parser does, so an entry's xattrs are known when node-tar emits it.
+      pax.stream(),
+      parser as unknown as NodeJS.WritableStream,
+    );
     await Promise.all(pending);
     if (fatal) throw fatal;
   } catch (e) {
@@ -208,8 +219,8 @@ export async function indexLayer(store: BlobStore, digest: Digest): Promise<Laye
     // not cached yet (or unreadable): rebuild below
   }
   const entries: IndexedEntry[] = [];
-  await scanLayer(store, digest, (entry) => {
-    entries.push(indexEntryOf(entry));
+  await scanLayer(store, digest, (entry, xattrs) => {
+    entries.push(indexEntryOf(entry, xattrs));
   });
   const idx: LayerIndex = { version: INDEX_VERSION, digest, entries };
   await fsp.mkdir(path.dirname(cached), { recursive: true });

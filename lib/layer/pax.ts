@@ -13,12 +13,16 @@
  * Representation: xattr values are byte strings, one char per byte (latin1),
  * the same as `LayerEntry.xattrs` and the tar writer (tar-header.ts).
  */
+import { Transform, type TransformCallback } from 'node:stream';
 import type { ReadEntry } from 'tar';
 
 const BLOCK = 512;
 /** node-tar ignores extended headers bigger than this (its maxMetaEntrySize default); so do we. */
 const MAX_META = 1024 * 1024;
 const XATTR_PREFIX = 'SCHILY.xattr.';
+
+/** Typeflags node-tar applies PAX fields to (its `normalFsTypes`). */
+const NORMAL_FS_TYPES = new Set(['0', '1', '2', '3', '4', '5', '6', '7', 'D']);
 
 /** Typeflags whose body is metadata for the next entry (PAX, old Solaris `X`, GNU long name/link). */
 const META_TYPES = new Set(['x', 'g', 'X', 'L', 'K']);
@@ -69,7 +73,7 @@ function numberField(block: Buffer, off: number, len: number): number | undefine
     for (let i = off + 1; i < off + len; i++) v = v * 256 + block[i]!;
     return v;
   }
-  const s = block.toString('utf8', off, off + len).replace(/\0.*$/s, '').trim();
+  const s = block.toString('utf8', off, off + len).replace(/\0.*$/, '').trim();
   const n = parseInt(s, 8);
   return Number.isNaN(n) ? undefined : n;
 }
@@ -99,6 +103,7 @@ export class PaxXattrTracker {
   private meta: { type: string; chunks: Buffer[]; due: number; keep: boolean } | undefined;
   private local: PaxRecords | undefined;
   private global: Record<string, string> | undefined;
+  private globalSize: Buffer | undefined;
   private readonly queue: Pending[] = [];
 
   /** Observe the next chunk of the (uncompressed) tar stream. */
@@ -130,6 +135,16 @@ export class PaxXattrTracker {
     }
   }
 
+  /** A pass-through stream that feeds the tracker: put it just before the parser. */
+  stream(): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) => {
+        this.feed(chunk);
+        cb(null, chunk);
+      },
+    });
+  }
+
   private onHeader(h: Buffer): void {
     if (isZeroBlock(h)) return;
     const typeflag = String.fromCharCode(h[156]!) === '\0' ? '0' : String.fromCharCode(h[156]!);
@@ -148,10 +163,17 @@ export class PaxXattrTracker {
     const ownXattrs = local ? xattrsOfRecords(local) : undefined;
     const xattrs = this.global || ownXattrs ? { ...this.global, ...ownXattrs } : undefined;
     this.queue.push({ cksum: numberField(h, 148, 12), xattrs });
-    // Directories have no body whatever their size field says (node-tar agrees).
-    let size = local?.has('size') ? Number(local.get('size')!.toString('latin1')) : headerSize;
-    if (!Number.isFinite(size) || size < 0) size = headerSize;
-    if (typeflag === '5') size = 0;
+    // Find the body size as node-tar does, or the two would lose step: PAX
+    // (then global) `size` for ordinary file-system types; no body for a
+    // directory, nor for a file whose name ends in '/' (an old-style dir).
+    let size = headerSize;
+    if (NORMAL_FS_TYPES.has(typeflag)) {
+      const pax = local?.get('size') ?? this.globalSize;
+      const n = pax === undefined ? NaN : Number(pax.toString('latin1'));
+      if (Number.isSafeInteger(n) && n >= 0) size = n;
+    }
+    const name = local?.get('path')?.toString('utf8') ?? h.toString('utf8', 0, 100).replace(/\0.*$/, '');
+    if (typeflag === '5' || (typeflag === '0' && name.endsWith('/'))) size = 0;
     this.skip = size + ((BLOCK - (size % BLOCK)) % BLOCK);
   }
 
@@ -161,6 +183,7 @@ export class PaxXattrTracker {
     if (!m.keep) return;
     const records = parsePaxRecords(Buffer.concat(m.chunks));
     if (m.type === 'g') {
+      if (records.has('size')) this.globalSize = records.get('size');
       const x = xattrsOfRecords(records);
       if (x) this.global = { ...this.global, ...x };
       return;

@@ -20,7 +20,14 @@ export interface TarHeader {
   size: number;
   mtime: number;
   linkname?: string;
+  /** name -> value as a byte string: one char per byte (latin1), see LayerEntry.xattrs. */
   xattrs?: Record<string, string>;
+}
+
+/** A char above 0xff cannot be one byte: a caller passed text, not a byte string. */
+function byteString(value: string, key: string): string {
+  if (/[^\x00-\xff]/.test(value)) throw new Error(`xattr ${key}: value must be a byte string (one char per byte, latin1)`);
+  return value;
 }
 
 const MAX_OCTAL_8 = 0o7777777; // 7 digits in an 8-byte field
@@ -54,13 +61,16 @@ function splitUstarName(name: string): { prefix: string; name: string } | undefi
   return undefined;
 }
 
-/** One PAX record: `<len> <key>=<value>\n` where len counts itself. */
-function paxRecord(key: string, value: string): string {
-  const body = ` ${key}=${value}\n`;
-  const bodyLen = Buffer.byteLength(body);
-  let len = bodyLen + String(bodyLen).length;
-  if (String(len).length + bodyLen !== len) len = bodyLen + String(len).length;
-  return `${len}${body}`;
+/**
+ * One PAX record: `<len> <key>=<value>\n` where len counts the whole record
+ * in bytes, itself included. Keys and names/paths are UTF-8; a `binary`
+ * value is a byte string (one char per byte, latin1) written as those bytes.
+ */
+function paxRecord(key: string, value: string, binary: boolean): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`, 'utf8'), Buffer.from(value, binary ? 'latin1' : 'utf8'), Buffer.from('\n')]);
+  let len = body.length + String(body.length).length;
+  if (String(len).length + body.length !== len) len = body.length + String(len).length;
+  return Buffer.concat([Buffer.from(String(len), 'ascii'), body]);
 }
 
 function ustarBlock(h: TarHeader, name: { prefix: string; name: string }, linkname: string): Buffer {
@@ -95,15 +105,16 @@ function pad(size: number): number {
  * Returns the bytes to write before the entry's content.
  */
 export function encodeHeader(h: TarHeader): Buffer {
-  const records: [string, string][] = [];
+  // [key, value, value is a byte string]
+  const records: [string, string, boolean][] = [];
   let name = splitUstarName(h.name);
   if (!name) {
-    records.push(['path', h.name]);
+    records.push(['path', h.name, false]);
     name = { prefix: '', name: asciiPrefix(h.name, 100) };
   }
   let linkname = h.linkname ?? '';
   if (Buffer.byteLength(linkname) > 100 || !isAscii(linkname)) {
-    records.push(['linkpath', linkname]);
+    records.push(['linkpath', linkname, false]);
     linkname = asciiPrefix(linkname, 100);
   }
   const fields: { key: string; value: number; max: number }[] = [
@@ -115,15 +126,15 @@ export function encodeHeader(h: TarHeader): Buffer {
   const fixed = { ...h };
   for (const f of fields) {
     if (f.value < 0 || f.value > f.max || !Number.isInteger(f.value)) {
-      records.push([f.key, String(f.value)]);
+      records.push([f.key, String(f.value), false]);
       (fixed as unknown as Record<string, number>)[f.key] = 0;
     }
   }
-  for (const key of Object.keys(h.xattrs ?? {}).sort()) records.push([`SCHILY.xattr.${key}`, h.xattrs![key]!]);
+  for (const key of Object.keys(h.xattrs ?? {}).sort()) records.push([`SCHILY.xattr.${key}`, byteString(h.xattrs![key]!, key), true]);
   const main = ustarBlock(fixed, name, linkname);
   if (records.length === 0) return main;
   records.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const paxBody = Buffer.from(records.map(([k, v]) => paxRecord(k, v)).join(''), 'utf8');
+  const paxBody = Buffer.concat(records.map(([k, v, binary]) => paxRecord(k, v, binary)));
   const paxHeader = ustarBlock(
     { name: '', type: 'x', mode: 0o644, uid: 0, gid: 0, size: paxBody.length, mtime: 0 },
     { prefix: '', name: asciiPrefix('PaxHeaders.0/' + baseName(h.name), 100) },

@@ -20,7 +20,13 @@ export interface LayerEntry {
   linkTarget?: string;
   /** file: where the bytes come from. */
   content?: () => NodeJS.ReadableStream | AsyncIterable<Uint8Array>;
-  /** Extended attributes / PAX records to keep (e.g. security.capability). */
+  /**
+   * Extended attributes (e.g. security.capability), written as PAX
+   * `SCHILY.xattr.<name>` records. Values are byte strings: one char per
+   * byte (latin1, `buf.toString('latin1')`), never UTF-8 text, because
+   * values are binary (security.capability is a struct with bytes >= 0x80).
+   * Layer scans (ImageNode.xattrs) return them the same way.
+   */
   xattrs?: Record<string, string>;
 }
 

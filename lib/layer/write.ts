@@ -269,7 +269,7 @@ async function* tarStream(entries: LayerEntry[], headers: TarHeader[], counter: 
 const TAR_TYPE_NAMES: Record<string, string> = { '0': 'File', '1': 'Link', '2': 'SymbolicLink', '5': 'Directory' };
 
 function indexableAsWritten(h: TarHeader): boolean {
-  return (h.type !== '2' || h.linkname !== '') && (h.xattrs === undefined || Object.keys(h.xattrs).length === 0);
+  return h.type !== '2' || h.linkname !== '';
 }
 
 /** The index entry a scan of this header would produce (see layer-index.ts). */
@@ -330,8 +330,8 @@ export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<L
     await opts.store.commitTemp(tmp, digest);
     // The next instruction opens this layer's file system: give it the index
     // now instead of a gunzip and parse later. Only for layers whose scan is
-    // known to give the same entries: not with xattrs (a node-tar scan does
-    // not return them today) nor empty symlink targets (node-tar may skip those).
+    // known to give the same entries: not with empty symlink targets (node-tar
+    // may skip those). xattrs are kept by both (a scan reads them from PAX).
     if (headers.every(indexableAsWritten)) await saveLayerIndex(opts.store, digest, headers.map(indexEntryOfWritten));
     return { digest, diffId: tarCounter.digest(), size: gzCounter.size, mediaType: MediaType.OciLayerGzip };
   } catch (e) {
