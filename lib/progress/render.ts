@@ -1,10 +1,11 @@
 /**
  * Progress renderers: turn ProgressEvents into text for a terminal or a log.
  * `plain` prints one line per step change (like BuildKit's --progress=plain);
- * `json` prints each event as one JSON line for tools. `auto` is plain for
- * now (a live tty renderer comes with the build-engine work).
+ * `json` prints each event as one JSON line for tools. `auto` is the live
+ * tty renderer (tty.ts) when the stream is a terminal, plain otherwise.
  */
 import type { ProgressEvent, ProgressListener } from './events.js';
+import { createTtyRenderer } from './tty.js';
 
 export type ProgressMode = 'auto' | 'plain' | 'json' | 'quiet';
 
@@ -21,6 +22,8 @@ export function createRenderer(mode: ProgressMode, out: NodeJS.WritableStream): 
         if (e.type === 'warning') out.write(`${formatPlain(e)}\n`);
       };
     case 'auto':
+      if ((out as { isTTY?: boolean }).isTTY) return createTtyRenderer(out as NodeJS.WriteStream);
+      return createRenderer('plain', out);
     case 'plain': {
       const lastBlobPercent = new Map<string, number>();
       return (e) => {
