@@ -2,7 +2,7 @@
  * Pulling an image: manifest negotiation, platform selection, then config
  * and layers into the shared blob store, several at once, each verified.
  */
-import pLimit from 'p-limit';
+import { forEachLimited } from '../concurrency.js';
 import { OcistackError } from '../errors.js';
 import type { BlobStore } from '../image/store.js';
 import type { Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, Platform } from '../image/types.js';
@@ -91,16 +91,11 @@ export async function pullManifestBlobs(
   session: RegistrySession,
   concurrency = 4,
 ): Promise<{ config: ImageConfig }> {
-  const limit = pLimit(concurrency);
   const blobs = [manifest.config, ...manifest.layers];
-  await Promise.all(
-    blobs.map((d) =>
-      limit(async () => {
-        await pullBlob(client, repository, d, store, session.progress);
-        rememberBlob(client.registry, repository, d.digest);
-      }),
-    ),
-  );
+  await forEachLimited(blobs, concurrency, async (d) => {
+    await pullBlob(client, repository, d, store, session.progress);
+    rememberBlob(client.registry, repository, d.digest);
+  });
   const config = await store.readJson<ImageConfig>(manifest.config.digest);
   return { config };
 }

@@ -5,7 +5,7 @@
  * everything it points to is in the registry, so a failed push never leaves a
  * tag on a half-pushed image.
  */
-import pLimit from 'p-limit';
+import { forEachLimited } from '../concurrency.js';
 import { OcistackError } from '../errors.js';
 import { sha256 } from '../image/digest.js';
 import type { BlobStore } from '../image/store.js';
@@ -115,8 +115,7 @@ export async function pushImage(opts: PushImageOptions): Promise<PushImageResult
     for (const { base, refs: groupRefs } of groups.values()) {
       const client = session.client(base.registry);
       const ctx: BlobPushContext = { client, repository: base.repository, store: opts.store, progress: session.progress, chunk };
-      const limit = pLimit(opts.registry?.concurrency ?? 4);
-      await Promise.all(blobs.map((b) => limit(() => pushBlob(ctx, b))));
+      await forEachLimited(blobs, opts.registry?.concurrency ?? 4, (b) => pushBlob(ctx, b));
       await putChildren(client, base.repository, root);
       for (const r of groupRefs) {
         const reference = r.tag ?? r.digest!;
