@@ -214,7 +214,7 @@ async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: 
         sourceDateEpoch: s.epoch,
         onProgress: s.progress,
       });
-      pushLayer(result, layer, history);
+      await pushLayer(result, layer, history);
       return;
     }
     case 'run': {
@@ -230,7 +230,7 @@ async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: 
       const fs = await stageFs(s, result);
       const entries = await workdirLayerEntries(fs, r.path, cfg.config?.User, s.epoch ?? Math.floor(Date.now() / 1000), d.location);
       if (entries.length) {
-        pushLayer(result, await writeLayer(entries, { store: s.store, sourceDateEpoch: s.epoch }), history);
+        await pushLayer(result, await writeLayer(entries, { store: s.store, sourceDateEpoch: s.epoch }), history);
       } else {
         addHistory(cfg, { ...history, empty_layer: true });
       }
@@ -242,11 +242,13 @@ async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: 
   }
 }
 
-function pushLayer(result: StageResult, layer: { digest: Descriptor['digest']; diffId: Descriptor['digest']; size: number; mediaType: string }, history: { created: string; created_by: string; comment: string }): void {
+async function pushLayer(result: StageResult, layer: { digest: Descriptor['digest']; diffId: Descriptor['digest']; size: number; mediaType: string }, history: { created: string; created_by: string; comment: string }): Promise<void> {
   result.layers.push({ mediaType: layer.mediaType, digest: layer.digest, size: layer.size });
   addLayer(result.config, layer.diffId);
   addHistory(result.config, history);
-  result.fs = undefined; // the file-system view changed
+  // Keep the stage's file view current without re-reading the layers below
+  // (the writer saved this layer's index, so this is one small read).
+  await result.fs?.addLayer(layer.digest);
 }
 
 /** The config and layers a stage starts from. */

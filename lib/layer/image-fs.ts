@@ -61,6 +61,17 @@ export class ImageFs {
     this.root = root;
   }
 
+  /**
+   * Put one more layer on top, in place: what a build does after each COPY,
+   * instead of re-reading every lower layer's index. Only for a view nobody
+   * else holds (each stage owns its own).
+   */
+  async addLayer(digest: Digest): Promise<void> {
+    const idx = await indexLayer(this.store, digest);
+    applyLayer(this.root, idx.entries, this.layers.length);
+    this.layers.push(digest);
+  }
+
   /** The node at `p` without following symlinks anywhere (raw tree lookup). */
   private raw(p: string): ImageNode | undefined {
     let node: ImageNode | undefined = this.root;
