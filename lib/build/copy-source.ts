@@ -7,19 +7,13 @@
 import { createReadStream } from 'node:fs';
 import type { BuildContext } from '../context/context.js';
 import type { ImageFs, ImageNode } from '../layer/image-fs.js';
+import type { FileMeta } from '../layer/types.js';
 
-export interface SourceStat {
+export interface SourceStat extends FileMeta {
   type: 'file' | 'dir' | 'symlink' | 'other';
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkTarget?: string;
   /** Same inode key + nlink > 1 (or a shared image inode) = hard links of one file. */
   inode: string;
   nlink: number;
-  xattrs?: Record<string, string>;
 }
 
 export interface SourceFs {

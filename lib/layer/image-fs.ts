@@ -10,25 +10,19 @@ import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { OcistackError } from '../errors.js';
+import { resolveInRootSync } from '../scoped-path.js';
 import type { BlobStore } from '../image/store.js';
 import type { Digest } from '../image/types.js';
+import type { FileMeta } from './types.js';
 import { indexLayer, normalizeTarPath, scanLayer, type IndexedEntry } from './layer-index.js';
 
 export type ImageNodeType = 'file' | 'dir' | 'symlink' | 'other';
 
 /** A path in the merged image. */
-export interface ImageNode {
+export interface ImageNode extends FileMeta {
   /** Absolute path (`/` for the root). */
   path: string;
   type: ImageNodeType;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
-  linkTarget?: string;
-  /** Extended attributes from the layer's PAX headers: name -> byte string (one char per byte, latin1). */
-  xattrs?: Record<string, string>;
   /** Index of the layer (in `ImageFs.layers`) whose tar holds this entry; -1 for implied directories. */
   layer: number;
   /** Path of the tar entry with the bytes (differs from `path` for hard links). */
@@ -38,8 +32,6 @@ export interface ImageNode {
   /** Directories only. */
   children?: Map<string, ImageNode>;
 }
-
-const MAX_LINKS = 40;
 
 function splitPath(p: string): string[] {
   return p.split('/').filter((s) => s !== '' && s !== '.');
@@ -87,35 +79,11 @@ export class ImageFs {
    * `followFinal`), with the image root as `/`. The result may not exist.
    */
   resolve(p: string, followFinal = true): string {
-    let pending = splitPath(p);
-    const done: string[] = [];
-    let links = 0;
-    while (pending.length > 0) {
-      const part = pending.shift()!;
-      if (part === '..') {
-        done.pop();
-        continue;
-      }
-      if (pending.length === 0 && !followFinal) {
-        done.push(part);
-        break;
-      }
-      const node = this.raw('/' + [...done, part].join('/'));
-      if (node?.type === 'symlink') {
-        if (++links > MAX_LINKS) {
-          throw new OcistackError(`too many levels of symbolic links resolving ${p} in the image`, {
-            code: 'SYMLINK_LOOP',
-            hint: 'a symlink in the image points (directly or indirectly) to itself',
-          });
-        }
-        const target = node.linkTarget ?? '';
-        if (target.startsWith('/')) done.length = 0;
-        pending = [...splitPath(target), ...pending];
-        continue;
-      }
-      done.push(part);
-    }
-    return '/' + done.join('/');
+    const linkTarget = (rel: string): string | undefined => {
+      const node = this.raw(`/${rel}`);
+      return node?.type === 'symlink' ? node.linkTarget ?? '' : undefined;
+    };
+    return `/${resolveInRootSync(p, followFinal, linkTarget, `${p} in the image`)}`;
   }
 
   /** The entry at `p`, parents resolved, the last component itself (a symlink stays a symlink). */

@@ -14,28 +14,19 @@ import { OcistackError } from '../errors.js';
 import { digestHex } from '../image/digest.js';
 import type { BlobStore } from '../image/store.js';
 import type { Digest } from '../image/types.js';
+import type { FileMeta } from './types.js';
 import { decompressFile, detectCompression, readHead } from './decompress.js';
 import { PaxXattrTracker } from './pax.js';
 
 export type IndexedType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'whiteout' | 'opaque' | 'other';
 
 /** One tar header, as the index keeps it. */
-export interface IndexedEntry {
+export interface IndexedEntry extends FileMeta {
   /** Absolute image path without trailing slash (`/usr/bin`); for whiteouts the path that is deleted. */
   path: string;
   type: IndexedType;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  mtime: number;
   /** symlink: target as stored. hardlink: absolute path of the linked entry. */
   linkTarget?: string;
-  /**
-   * PAX `SCHILY.xattr.*` records (e.g. security.capability): name -> value
-   * as a byte string, one char per byte (latin1), exactly the stored bytes.
-   */
-  xattrs?: Record<string, string>;
 }
 
 export interface LayerIndex {

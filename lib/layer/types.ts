@@ -1,6 +1,24 @@
 import type { Digest } from '../image/types.js';
 
 /**
+ * The metadata every view of a file shares: a layer index entry, a node of
+ * an image's merged tree, a COPY source. Each adds its own `type` and keys.
+ */
+export interface FileMeta {
+  /** Permission bits plus setuid/setgid/sticky (no file-type bits). */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Seconds since epoch. */
+  mtime: number;
+  /** symlink: target as stored. */
+  linkTarget?: string;
+  /** Extended attributes: name -> byte string (one char per byte, latin1), exactly the stored bytes. */
+  xattrs?: Record<string, string>;
+}
+
+/**
  * One entry to write into a layer tar. Paths are absolute in the image
  * (`/usr/bin/x`), without trailing slash; the writer stores them as
  * `usr/bin/x` (and `usr/bin/` for directories) as Docker does.
