@@ -1,4 +1,5 @@
 #!/usr/bin/env node
 // Thin launcher: the CLI lives in lib/cli (compiled to dist/). `npm install` runs `prepare`, which compiles.
-import { main } from '../dist/lib/cli/main.js';
-main(process.argv.slice(2)).then((code) => { process.exitCode = code; });
+// lib/cli/process.ts adds SIGINT/SIGTERM handling (exit 130/143, temp files removed) around main().
+import { runCli } from '../dist/lib/cli/process.js';
+runCli(process.argv.slice(2));

@@ -9,6 +9,7 @@
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { throwIfAborted } from '../abort.js';
 import { OcistackError } from '../errors.js';
 import type { SourceLocation } from '../errors.js';
 import { plan as planDockerfile, newStageState, dispatch, parseOnbuildTriggers } from '../dockerfile/index.js';
@@ -78,6 +79,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const hosts = tagRefs.map((r) => r.registry);
     opts = { ...opts, registry: { ...opts.registry, insecureRegistries: [...(opts.registry?.insecureRegistries ?? []), ...hosts] } };
   }
+  // One signal for everything: registry requests use it unless given their own.
+  const signal = opts.signal;
+  if (signal && !opts.registry?.signal) opts = { ...opts, registry: { ...opts.registry, signal } };
   const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
   const plan = planDockerfile(text, {
     file: dockerfileName,
@@ -92,7 +96,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFrom(env);
   const session: BuildSession = {
     plan,
-    store: new BlobStore(opts.cacheDir),
+    store: new BlobStore(opts.cacheDir, { signal }),
     context: await openContext({ dir: contextDir, dockerfile: dockerfilePath, onProgress: progress }),
     platform,
     opts,
@@ -108,14 +112,18 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     session.results.set(index, await buildStage(session, plan.stages[index]!));
   }
   const final = session.results.get(plan.target)!;
+  throwIfAborted(signal);
   const image = await storeImage(session, final);
+  throwIfAborted(signal);
   // Named in the cache too, so `ocistack push REF` finds what `build -t REF` made.
   await tagLocalImage(session.store, image.manifest, tagRefs.map((r) => r.toString()));
 
   for (const out of opts.output === undefined ? [] : Array.isArray(opts.output) ? opts.output : [opts.output]) {
+    throwIfAborted(signal);
     await writeOciLayout({
       dir: path.resolve(out.dest),
       store: session.store,
+      signal,
       // Like BuildKit's oci exporter: the ref.name annotation is the tag of the first -t.
       manifests: [{ descriptor: image.manifest, tag: tagRefs[0] ? tagRefs[0].tag ?? 'latest' : undefined }],
     });
@@ -128,6 +136,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (!opts.tags?.length) {
       throw new OcistackError('--push needs at least one tag', { code: 'USAGE', exitCode: 2, hint: 'add -t REGISTRY/OWNER/IMAGE:TAG' });
     }
+    throwIfAborted(signal);
     const res = await pushImage({
       store: session.store,
       manifest: image.manifest,
@@ -178,6 +187,7 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
   for (const instr of [...onbuild, ...stage.instructions]) {
     const id = `#${++s.step}`;
     const name = stageLabel(stage) + instr.original;
+    throwIfAborted(s.opts.signal);
     s.progress({ type: 'step', id, stage: stage.name, name, status: 'start' });
     try {
       const d = dispatch(instr, state);

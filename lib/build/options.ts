@@ -41,6 +41,13 @@ export interface BuildOptions {
   onProgress?: ProgressListener;
   /** Environment for SOURCE_DATE_EPOCH and registry credentials (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Abort the build (pulls, layer writes, outputs, push): it then fails with
+   * an OcistackError of code ABORTED, its temp files are removed, and no
+   * output, local tag or registry tag is written after the abort. Also used
+   * for registry requests unless `registry.signal` is set.
+   */
+  signal?: AbortSignal;
 }
 
 export interface BuildResult {

@@ -32,6 +32,7 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
     stdin: io.stdin ?? process.stdin,
     env: io.env ?? process.env,
     cwd: io.cwd ?? process.cwd(),
+    signal: io.signal,
   };
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {

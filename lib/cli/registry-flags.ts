@@ -74,6 +74,7 @@ export async function parseCreds(spec: string, io: CliIO): Promise<Credentials> 
 export async function registryOptionsFromFlags(parsed: ParsedArgs, ctx: { targets: string[]; io: CliIO }): Promise<RegistryOptions> {
   const hosts = [...new Set(ctx.targets.map(targetRegistry).filter((h): h is string => !!h))];
   const opts: RegistryOptions = { env: ctx.io.env };
+  if (ctx.io.signal) opts.signal = ctx.io.signal;
   if (flagBool(parsed, 'insecure')) {
     if (!hosts.length) throw new UsageError('--insecure needs a registry destination to apply to', 'name the registry image (e.g. -t host:port/owner/image:tag), or drop --insecure');
     opts.insecureRegistries = hosts;

@@ -10,6 +10,8 @@ export interface CliIO {
   env: NodeJS.ProcessEnv;
   /** Working directory relative paths are resolved against. */
   cwd: string;
+  /** Aborted on SIGINT/SIGTERM (lib/cli/process.ts); commands pass it to the library. */
+  signal?: AbortSignal;
 }
 
 export interface CliCommand {

@@ -6,12 +6,19 @@
  * temp dir next to `dir` and renamed into place; an existing layout gets each
  * missing blob by temp file + rename, and `index.json` (the only file that
  * makes anything reachable) is replaced last, also by rename.
+ *
+ * Temp names carry their owner process (lib/temp-files.ts) and are
+ * registered while they exist, so an interrupted write removes them, and a
+ * later write to the same destination sweeps those of dead processes
+ * (kill -9): staging dirs `.NAME.tmp-*` beside the layout, `*.tmp-*` blobs
+ * and `.index.json.tmp-*` inside it.
  */
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { throwIfAborted } from '../abort.js';
 import { OcistackError } from '../errors.js';
+import { removeTemp, sweepStaleTemps, tempName, trackTemp, untrackTemp } from '../temp-files.js';
 import { digestHex, isDigest } from './digest.js';
 import type { BlobStore } from './store.js';
 import { MediaType, type Descriptor, type Digest, type ImageIndex, type ImageManifest } from './types.js';
@@ -25,6 +32,8 @@ export interface WriteOciLayoutOptions {
   store: BlobStore;
   /** Manifests (or indexes) to list in index.json; `tag` becomes the ref.name annotation. */
   manifests: { descriptor: Descriptor; tag?: string }[];
+  /** Stop (and remove what was staged) when aborted. */
+  signal?: AbortSignal;
 }
 
 /** Parse `oci:DIR[:TAG]` (without the `oci:` prefix): the tag is after the last ':' that is not part of a path. */
@@ -57,10 +66,12 @@ export async function reachableBlobs(store: BlobStore, desc: Descriptor, out = n
 }
 
 /** Copy a blob into `blobsDir` unless present: hard link when possible, else copy; by temp + rename. */
-async function placeBlob(store: BlobStore, digest: Digest, blobsDir: string): Promise<void> {
+async function placeBlob(store: BlobStore, digest: Digest, blobsDir: string, signal?: AbortSignal): Promise<void> {
+  throwIfAborted(signal);
   const dest = path.join(blobsDir, digestHex(digest));
   if (fs.existsSync(dest)) return;
-  const tmp = `${dest}.tmp-${randomBytes(4).toString('hex')}`;
+  const tmp = path.join(blobsDir, tempName(`${digestHex(digest)}.tmp`));
+  trackTemp(tmp);
   try {
     try {
       await fsp.link(store.path(digest), tmp);
@@ -68,8 +79,9 @@ async function placeBlob(store: BlobStore, digest: Digest, blobsDir: string): Pr
       await fsp.copyFile(store.path(digest), tmp);
     }
     await fsp.rename(tmp, dest);
+    untrackTemp(tmp);
   } catch (e) {
-    await fsp.rm(tmp, { force: true });
+    await removeTemp(tmp);
     throw e;
   }
 }
@@ -117,17 +129,22 @@ export async function writeOciLayout(opts: WriteOciLayoutOptions): Promise<void>
     // New layout: build it beside `dir`, then one rename makes it appear whole.
     const parent = path.dirname(dir);
     await fsp.mkdir(parent, { recursive: true });
-    const tmp = path.join(parent, `.${path.basename(dir)}.tmp-${randomBytes(4).toString('hex')}`);
+    const stagingPrefix = `.${path.basename(dir)}.tmp`;
+    await sweepStaleTemps(parent, (n) => n.startsWith(`${stagingPrefix}-`));
+    const tmp = path.join(parent, tempName(stagingPrefix));
+    trackTemp(tmp);
     try {
       const blobsDir = path.join(tmp, 'blobs', 'sha256');
       await fsp.mkdir(blobsDir, { recursive: true });
       await fsp.writeFile(path.join(tmp, 'oci-layout'), JSON.stringify(LAYOUT_FILE));
-      for (const d of blobs.keys()) await placeBlob(opts.store, d, blobsDir);
+      for (const d of blobs.keys()) await placeBlob(opts.store, d, blobsDir, opts.signal);
       await fsp.writeFile(path.join(tmp, 'index.json'), indexBytes);
+      throwIfAborted(opts.signal);
       if (dirExists) await fsp.rmdir(dir); // empty (checked above)
       await fsp.rename(tmp, dir);
+      untrackTemp(tmp);
     } catch (e) {
-      await fsp.rm(tmp, { recursive: true, force: true });
+      await removeTemp(tmp);
       throw e;
     }
     return;
@@ -135,11 +152,21 @@ export async function writeOciLayout(opts: WriteOciLayoutOptions): Promise<void>
   // Existing layout: blobs first (unreferenced until index.json changes), index.json last.
   const blobsDir = path.join(dir, 'blobs', 'sha256');
   await fsp.mkdir(blobsDir, { recursive: true });
+  await sweepStaleTemps(blobsDir, (n) => n.includes('.tmp-'));
+  await sweepStaleTemps(dir, (n) => n.startsWith('.index.json.tmp-'));
   if (!fs.existsSync(path.join(dir, 'oci-layout'))) await fsp.writeFile(path.join(dir, 'oci-layout'), JSON.stringify(LAYOUT_FILE));
-  for (const d of blobs.keys()) await placeBlob(opts.store, d, blobsDir);
-  const tmpIndex = path.join(dir, `.index.json.tmp-${randomBytes(4).toString('hex')}`);
-  await fsp.writeFile(tmpIndex, indexBytes);
-  await fsp.rename(tmpIndex, path.join(dir, 'index.json'));
+  for (const d of blobs.keys()) await placeBlob(opts.store, d, blobsDir, opts.signal);
+  throwIfAborted(opts.signal);
+  const tmpIndex = path.join(dir, tempName('.index.json.tmp'));
+  trackTemp(tmpIndex);
+  try {
+    await fsp.writeFile(tmpIndex, indexBytes);
+    await fsp.rename(tmpIndex, path.join(dir, 'index.json'));
+    untrackTemp(tmpIndex);
+  } catch (e) {
+    await removeTemp(tmpIndex);
+    throw e;
+  }
 }
 
 export interface ReadOciLayoutOptions {

@@ -7,17 +7,18 @@
  * BlobStore's, and `index.json` lists the tagged manifests with the full
  * normalised reference (`host/repo:tag`) as `org.opencontainers.image.ref.name`,
  * so `skopeo inspect oci:$CACHE:REF` can read them too. index.json is replaced
- * by rename under a lock, so concurrent builds never lose each other's tags.
+ * by rename under a lock (lib/lock.ts), so concurrent builds never lose each
+ * other's tags.
  */
-import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { OcistackError } from '../errors.js';
+import { withLock } from '../lock.js';
+import { removeTemp, sweepStaleTemps, tempName, trackTemp, untrackTemp } from '../temp-files.js';
 import type { BlobStore } from './store.js';
 import { MediaType, type Descriptor, type ImageIndex } from './types.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
-const LOCK_STALE_MS = 60_000;
 const LOCK_WAIT_MS = 15_000;
 
 function indexPath(store: BlobStore): string {
@@ -36,36 +37,12 @@ async function readIndex(store: BlobStore): Promise<ImageIndex> {
   }
 }
 
-/** Run `fn` holding the cache's index lock (a directory: mkdir is atomic). */
+/**
+ * Run `fn` holding the cache's index lock (lib/lock.ts: owner recorded,
+ * taken atomically, recovered at once when its owner died).
+ */
 async function withIndexLock<T>(store: BlobStore, fn: () => Promise<T>): Promise<T> {
-  const lock = path.join(store.root, 'index.lock');
-  await fsp.mkdir(store.root, { recursive: true });
-  const start = Date.now();
-  for (;;) {
-    try {
-      await fsp.mkdir(lock);
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const age = Date.now() - (await fsp.stat(lock).then((s) => s.mtimeMs, () => Date.now()));
-      if (age > LOCK_STALE_MS) {
-        await fsp.rm(lock, { recursive: true, force: true }); // left by a killed process
-        continue;
-      }
-      if (Date.now() - start > LOCK_WAIT_MS) {
-        throw new OcistackError(`the build cache ${store.root} is locked by another ocistack`, {
-          code: 'CACHE_LOCKED',
-          hint: `wait for the other build to finish, or remove ${lock} if no ocistack is running`,
-        });
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    await fsp.rm(lock, { recursive: true, force: true });
-  }
+  return withLock(path.join(store.root, 'index.json.lock'), fn, { waitMs: LOCK_WAIT_MS, signal: store.signal, what: `the build cache ${store.root}` });
 }
 
 /**
@@ -84,9 +61,17 @@ export async function tagLocalImage(store: BlobStore, manifest: Descriptor, refs
     await fsp.writeFile(layoutFile, JSON.stringify({ imageLayoutVersion: '1.0.0' }), { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'EEXIST') throw e;
     });
-    const tmp = path.join(store.root, `.index.json.${process.pid}.${randomBytes(4).toString('hex')}`);
-    await fsp.writeFile(tmp, `${JSON.stringify(next, null, 2)}\n`);
-    await fsp.rename(tmp, indexPath(store));
+    await sweepStaleTemps(store.root, (n) => n.startsWith('.index.json.tmp-'));
+    const tmp = path.join(store.root, tempName('.index.json.tmp'));
+    trackTemp(tmp);
+    try {
+      await fsp.writeFile(tmp, `${JSON.stringify(next, null, 2)}\n`);
+      await fsp.rename(tmp, indexPath(store));
+      untrackTemp(tmp);
+    } catch (e) {
+      await removeTemp(tmp);
+      throw e;
+    }
   });
 }
 

@@ -5,15 +5,23 @@
  * copying out is a hard link or copy), and `<root>/tmp/` for writes in
  * progress. A blob becomes visible only by an atomic rename after its digest
  * was verified, so readers never see a partial or wrong blob.
+ *
+ * Temp files are named for their owner process and registered while they
+ * exist (lib/temp-files.ts): an interrupted process removes its own, and
+ * the first temp file a process makes in a store sweeps `<root>/tmp` of
+ * those whose owner is provably dead (kill -9). A store opened with a
+ * `signal` refuses new writes once it is aborted and stops running ones.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { asAbortError, throwIfAborted } from '../abort.js';
 import { OcistackError } from '../errors.js';
+import { removeTemp, sweepStaleTemps, tempName, trackTemp, untrackTemp } from '../temp-files.js';
 import { digestHex, sha256 } from './digest.js';
 import type { Digest } from './types.js';
 
@@ -43,11 +51,21 @@ export interface PutResult {
   size: number;
 }
 
+export interface BlobStoreOptions {
+  /** Abort every write of this store (and of the layers written into it). */
+  signal?: AbortSignal;
+}
+
+/** Stores whose tmp dir this process has swept already (one readdir per store and process). */
+const swept = new Set<string>();
+
 export class BlobStore {
   readonly root: string;
+  readonly signal?: AbortSignal;
 
-  constructor(root: string = defaultCacheDir()) {
+  constructor(root: string = defaultCacheDir(), opts: BlobStoreOptions = {}) {
     this.root = path.resolve(root);
+    this.signal = opts.signal;
   }
 
   /** Where the blob lives (whether or not it exists). */
@@ -68,11 +86,27 @@ export class BlobStore {
     return (await fsp.stat(this.path(digest))).size;
   }
 
-  /** A fresh temp file path inside the store (same file system, so rename is atomic). */
+  /**
+   * A fresh temp file path inside the store (same file system, so rename is
+   * atomic), registered for removal on abort until {@link commitTemp} or
+   * {@link discardTemp}.
+   */
   async tempPath(prefix = 'blob'): Promise<string> {
+    throwIfAborted(this.signal);
     const dir = path.join(this.root, 'tmp');
     await fsp.mkdir(dir, { recursive: true });
-    return path.join(dir, `${prefix}-${process.pid}-${randomBytes(6).toString('hex')}`);
+    if (!swept.has(dir)) {
+      swept.add(dir);
+      await sweepStaleTemps(dir);
+    }
+    const p = path.join(dir, tempName(prefix));
+    trackTemp(p);
+    return p;
+  }
+
+  /** Remove a temp file made with {@link tempPath} (a failed or aborted write). */
+  async discardTemp(tmp: string): Promise<void> {
+    await removeTemp(tmp);
   }
 
   /**
@@ -87,7 +121,9 @@ export class BlobStore {
     const tmp = await this.tempPath();
     const counter = new DigestCounter();
     try {
-      await pipeline(source as Readable, counter, createWriteStream(tmp, { mode: 0o644 }));
+      await pipeline(source as Readable, counter, createWriteStream(tmp, { mode: 0o644 }), { signal: this.signal }).catch((e: unknown) => {
+        throw asAbortError(e, this.signal);
+      });
       const digest = counter.digest();
       if (expected && digest !== expected) {
         throw new OcistackError(`blob digest mismatch: expected ${expected}, got ${digest}`, {
@@ -104,7 +140,7 @@ export class BlobStore {
       await this.commitTemp(tmp, digest);
       return { digest, size: counter.size };
     } catch (e) {
-      await fsp.rm(tmp, { force: true });
+      await this.discardTemp(tmp);
       throw e;
     }
   }
@@ -124,7 +160,7 @@ export class BlobStore {
         await fsp.writeFile(tmp, data, { mode: 0o644 });
         await this.commitTemp(tmp, digest);
       } catch (e) {
-        await fsp.rm(tmp, { force: true });
+        await this.discardTemp(tmp);
         throw e;
       }
     }
@@ -139,6 +175,7 @@ export class BlobStore {
     const dest = this.path(digest);
     await fsp.mkdir(path.dirname(dest), { recursive: true });
     await fsp.rename(tmp, dest);
+    untrackTemp(tmp);
   }
 
   createReadStream(digest: Digest, start?: number): Readable {

@@ -15,6 +15,7 @@ import { createWriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { asAbortError, throwIfAborted } from '../abort.js';
 import { OcistackError } from '../errors.js';
 import { MediaType, type Digest } from '../image/types.js';
 import { BlobStore, DigestCounter } from '../image/store.js';
@@ -29,6 +30,8 @@ export interface WriteLayerOptions {
   sourceDateEpoch?: number;
   /** gzip level (default 6). Part of the output: keep it fixed for reproducible digests. */
   level?: number;
+  /** Stop writing (temp file removed, ABORTED error) when aborted. Default: the store's signal. */
+  signal?: AbortSignal;
 }
 
 /** gzip's OS byte for "unknown": what Go's compress/gzip writes, and the same on every platform. */
@@ -203,9 +206,10 @@ class Prefetcher {
 }
 
 /** The tar stream: headers and contents, in entry order, as small pieces. */
-async function* tarPieces(entries: LayerEntry[], headers: TarHeader[]): AsyncGenerator<Buffer> {
+async function* tarPieces(entries: LayerEntry[], headers: TarHeader[], signal?: AbortSignal): AsyncGenerator<Buffer> {
   const ahead = new Prefetcher(entries, headers);
   for (let i = 0; i < entries.length; i++) {
+    throwIfAborted(signal);
     const e = entries[i]!;
     const h = headers[i]!;
     yield encodeHeader(h);
@@ -225,6 +229,7 @@ async function* tarPieces(entries: LayerEntry[], headers: TarHeader[]): AsyncGen
           throw changedWhileReading(e.path, h.size);
         }
         written += buf.length;
+        throwIfAborted(signal);
         yield buf;
       }
       if (written !== h.size) throw changedWhileReading(e.path, h.size);
@@ -239,10 +244,10 @@ async function* tarPieces(entries: LayerEntry[], headers: TarHeader[]): AsyncGen
  * The tar stream in chunks of about {@link OUT_CHUNK} bytes, hashed on the
  * way (the diffId), so the compressor sees a few large writes.
  */
-async function* tarStream(entries: LayerEntry[], headers: TarHeader[], counter: TarCounter): AsyncGenerator<Buffer> {
+async function* tarStream(entries: LayerEntry[], headers: TarHeader[], counter: TarCounter, signal?: AbortSignal): AsyncGenerator<Buffer> {
   let buf = Buffer.allocUnsafe(OUT_CHUNK);
   let used = 0;
-  for await (const piece of tarPieces(entries, headers)) {
+  for await (const piece of tarPieces(entries, headers, signal)) {
     counter.update(piece);
     if (piece.length >= OUT_CHUNK / 2) {
       // Big pieces (file content) go through as they are, after what is buffered.
@@ -312,8 +317,10 @@ function changedWhileReading(p: string, size: number): OcistackError {
  * Never leaves a partial blob: the temp file is removed on any failure.
  */
 export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>, opts: WriteLayerOptions): Promise<LayerResult> {
+  const signal = opts.signal ?? opts.store.signal;
   const list: LayerEntry[] = [];
   for await (const e of entries as AsyncIterable<LayerEntry>) list.push(e);
+  throwIfAborted(signal);
   const ordered = orderEntries(list);
   const headers = ordered.map((e) => headerFor(e, opts.sourceDateEpoch));
   const tmp = await opts.store.tempPath('layer');
@@ -321,11 +328,15 @@ export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<L
   const gzCounter = new DigestCounter();
   try {
     await pipeline(
-      Readable.from(tarStream(ordered, headers, tarCounter), { objectMode: false, highWaterMark: OUT_CHUNK }),
+      Readable.from(tarStream(ordered, headers, tarCounter, signal), { objectMode: false, highWaterMark: OUT_CHUNK }),
       new ParallelGzip(opts.level ?? 6, GZIP_OS_UNKNOWN),
       gzCounter,
       createWriteStream(tmp, { mode: 0o644, highWaterMark: OUT_CHUNK }),
-    );
+      { signal },
+    ).catch((e: unknown) => {
+      throw asAbortError(e, signal);
+    });
+    throwIfAborted(signal);
     const digest = gzCounter.digest();
     await opts.store.commitTemp(tmp, digest);
     // The next instruction opens this layer's file system: give it the index
@@ -335,7 +346,7 @@ export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<L
     if (headers.every(indexableAsWritten)) await saveLayerIndex(opts.store, digest, headers.map(indexEntryOfWritten));
     return { digest, diffId: tarCounter.digest(), size: gzCounter.size, mediaType: MediaType.OciLayerGzip };
   } catch (e) {
-    await fsp.rm(tmp, { force: true });
+    await opts.store.discardTemp(tmp);
     throw e;
   }
 }

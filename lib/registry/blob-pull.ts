@@ -3,7 +3,7 @@
  * store, resumed with `Range` after a broken connection, verified by size and
  * digest, then renamed into place (no partial blob is ever visible).
  */
-import * as fsp from 'node:fs/promises';
+import { abortError, throwIfAborted } from '../abort.js';
 import { OcistackError } from '../errors.js';
 import type { BlobStore } from '../image/store.js';
 import type { Descriptor } from '../image/types.js';
@@ -21,7 +21,8 @@ export function shortId(digest: string): string {
 }
 
 /** Pull `desc` from `repository` into `store` unless it is already there. */
-export async function pullBlob(client: RegistryClient, repository: string, desc: Descriptor, store: BlobStore, progress: ProgressListener): Promise<void> {
+export async function pullBlob(client: RegistryClient, repository: string, desc: Descriptor, store: BlobStore, progress: ProgressListener, signal?: AbortSignal): Promise<void> {
+  throwIfAborted(signal);
   const id = shortId(desc.digest);
   if (await store.has(desc.digest)) {
     progress({ type: 'blob', id, action: 'exists', digest: desc.digest, total: desc.size, current: desc.size, done: true });
@@ -41,6 +42,7 @@ export async function pullBlob(client: RegistryClient, repository: string, desc:
   report();
   try {
     for (let attempt = 0; ; attempt++) {
+      throwIfAborted(signal);
       const headers: Record<string, string> = {};
       if (sink.size > 0) headers.Range = `bytes=${sink.size}-`;
       const res = await client.request({ method: 'GET', url: `/v2/${repository}/blobs/${desc.digest}`, headers, scopes: [`repository:${repository}:pull`] });
@@ -62,6 +64,8 @@ export async function pullBlob(client: RegistryClient, repository: string, desc:
       // resumes with Range from its size without reading the file back.
       try {
         await forEachChunk(res.body, (chunk) => {
+          // Observed per chunk, also while the request itself is not cut.
+          if (signal?.aborted) throw abortError(signal);
           if (sink.size + chunk.length > desc.size) {
             throw new OcistackError(`blob ${desc.digest} is larger than its descriptor says (${desc.size} bytes)`, { code: 'DIGEST_MISMATCH', registry: client.registry, hint: 'the registry served different content; check the registry' });
           }
@@ -72,6 +76,7 @@ export async function pullBlob(client: RegistryClient, repository: string, desc:
         break;
       } catch (e) {
         if (e instanceof OcistackError) throw e;
+        throwIfAborted(signal);
         if (attempt + 1 >= client.retry.attempts) throw networkError(client.registry, e);
         await sleep(backoffDelay(attempt, client.retry));
       }
@@ -87,7 +92,7 @@ export async function pullBlob(client: RegistryClient, repository: string, desc:
     report(true);
   } catch (e) {
     await sink.abort();
-    await fsp.rm(tmp, { force: true });
-    throw e;
+    await store.discardTemp(tmp);
+    throw signal?.aborted ? abortError(signal) : e;
   }
 }

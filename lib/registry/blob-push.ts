@@ -10,7 +10,8 @@
  *  - a 413 from a proxy halves the chunk size (down to 1 MiB) and goes on.
  */
 import { createReadStream } from 'node:fs';
-import { Transform } from 'node:stream';
+import { addAbortSignal, Transform } from 'node:stream';
+import { abortError, throwIfAborted } from '../abort.js';
 import { OcistackError } from '../errors.js';
 import type { BlobStore } from '../image/store.js';
 import type { Descriptor } from '../image/types.js';
@@ -33,6 +34,8 @@ export interface BlobPushContext {
   progress: ProgressListener;
   /** Shared and shrunk by 413 answers, so later blobs start with a size that works. */
   chunk: { size: number };
+  /** Stops the upload between requests and destroys a request body being sent. */
+  signal?: AbortSignal;
 }
 
 /** Thrown inside an upload try to say "this try failed, retry/resume". */
@@ -62,6 +65,7 @@ export async function pushBlob(ctx: BlobPushContext, desc: Descriptor): Promise<
   const { client, repository, progress } = ctx;
   const id = shortId(desc.digest);
   const scopes = [`repository:${repository}:pull,push`];
+  throwIfAborted(ctx.signal);
   if (await blobExists(client, repository, desc)) {
     progress({ type: 'blob', id, action: 'exists', digest: desc.digest, total: desc.size, current: desc.size, done: true });
     rememberBlob(client.registry, repository, desc.digest);
@@ -149,7 +153,8 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
       },
     });
     if (end <= start) return Buffer.alloc(0);
-    return createReadStream(file, { start, end: end - 1, highWaterMark: 1 << 20 }).pipe(count);
+    const body = createReadStream(file, { start, end: end - 1, highWaterMark: 1 << 20 }).pipe(count);
+    return ctx.signal ? addAbortSignal(ctx.signal, body) : body;
   };
   const what = `cannot upload blob ${desc.digest} to ${client.registry}/${repository}`;
 
@@ -160,6 +165,7 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
   report();
   for (;;) {
     try {
+      throwIfAborted(ctx.signal);
       location ??= await startUpload(ctx, desc);
       const chunkSize = ctx.chunk.size;
       if (offset === 0 && desc.size <= chunkSize) {
@@ -180,6 +186,7 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
         break;
       }
       while (offset < desc.size) {
+        throwIfAborted(ctx.signal);
         const end = Math.min(desc.size, offset + ctx.chunk.size);
         const res = await client.request({
           method: 'PATCH',
@@ -203,6 +210,7 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
       await checkDigestHeader(ctx, res, desc);
       break;
     } catch (e) {
+      if (ctx.signal?.aborted) throw abortError(ctx.signal);
       // Broken connections are worth a resume; every other OcistackError is final.
       if (e instanceof OcistackError && e.code !== 'REGISTRY_UNREACHABLE') throw e;
       failures++;

@@ -149,7 +149,7 @@ export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult
       }
       case 'oci': {
         const dir = path.resolve(cwd, dst.dir);
-        await writeOciLayout({ dir, store: opts.store, manifests: [{ descriptor, tag: dst.tag }] });
+        await writeOciLayout({ dir, store: opts.store, manifests: [{ descriptor, tag: dst.tag }], signal: opts.registry?.signal });
         return { digest: descriptor.digest, descriptor, written: [`oci:${dir}${dst.tag ? `:${dst.tag}` : ''}`] };
       }
       case 'docker-archive': {

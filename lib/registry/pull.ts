@@ -92,10 +92,11 @@ export async function pullManifestBlobs(
   concurrency = 4,
 ): Promise<{ config: ImageConfig }> {
   const blobs = [manifest.config, ...manifest.layers];
+  const signal = session.options.signal;
   await forEachLimited(blobs, concurrency, async (d) => {
-    await pullBlob(client, repository, d, store, session.progress);
+    await pullBlob(client, repository, d, store, session.progress, signal);
     rememberBlob(client.registry, repository, d.digest);
-  });
+  }, signal);
   const config = await store.readJson<ImageConfig>(manifest.config.digest);
   return { config };
 }

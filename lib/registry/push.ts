@@ -6,6 +6,7 @@
  * tag on a half-pushed image.
  */
 import { forEachLimited } from '../concurrency.js';
+import { throwIfAborted } from '../abort.js';
 import { OcistackError } from '../errors.js';
 import { sha256 } from '../image/digest.js';
 import type { BlobStore } from '../image/store.js';
@@ -69,7 +70,9 @@ function allBlobs(node: ManifestNode, out = new Map<Digest, Descriptor>()): Map<
 }
 
 /** PUT a manifest; returns the digest the registry reports. */
-async function putManifest(client: RegistryClient, repository: string, node: ManifestNode, reference: string): Promise<Digest> {
+async function putManifest(client: RegistryClient, repository: string, node: ManifestNode, reference: string, signal?: AbortSignal): Promise<Digest> {
+  // The last moment to stop: after this PUT the tag exists.
+  throwIfAborted(signal);
   const res = await client.request({
     method: 'PUT',
     url: `/v2/${repository}/manifests/${reference}`,
@@ -86,10 +89,10 @@ async function putManifest(client: RegistryClient, repository: string, node: Man
 }
 
 /** Push child manifests (depth first, by digest), then nothing else. */
-async function putChildren(client: RegistryClient, repository: string, node: ManifestNode): Promise<void> {
+async function putChildren(client: RegistryClient, repository: string, node: ManifestNode, signal?: AbortSignal): Promise<void> {
   for (const c of node.children) {
-    await putChildren(client, repository, c);
-    await putManifest(client, repository, c, c.desc.digest);
+    await putChildren(client, repository, c, signal);
+    await putManifest(client, repository, c, c.desc.digest, signal);
   }
 }
 
@@ -108,21 +111,22 @@ export async function pushImage(opts: PushImageOptions): Promise<PushImageResult
   const blobs = [...allBlobs(root).values()];
   const session = opts.session ?? new RegistrySession(opts.registry);
   const chunk = { size: opts.registry?.chunkSize ?? DEFAULT_CHUNK_SIZE };
+  const signal = opts.registry?.signal ?? session.options.signal;
   const pushed: string[] = [];
   let digest: Digest | undefined;
   try {
     // One repository after the other, so later ones can mount blobs from earlier ones.
     for (const { base, refs: groupRefs } of groups.values()) {
       const client = session.client(base.registry);
-      const ctx: BlobPushContext = { client, repository: base.repository, store: opts.store, progress: session.progress, chunk };
-      await forEachLimited(blobs, opts.registry?.concurrency ?? 4, (b) => pushBlob(ctx, b));
-      await putChildren(client, base.repository, root);
+      const ctx: BlobPushContext = { client, repository: base.repository, store: opts.store, progress: session.progress, chunk, signal };
+      await forEachLimited(blobs, opts.registry?.concurrency ?? 4, (b) => pushBlob(ctx, b), signal);
+      await putChildren(client, base.repository, root, signal);
       for (const r of groupRefs) {
         const reference = r.tag ?? r.digest!;
         if (r.digest && r.digest !== root.desc.digest) {
           throw new OcistackError(`destination ${r} names digest ${r.digest}, but the image is ${root.desc.digest}`, { code: 'USAGE', registry: r.registry, hint: 'drop the @digest from the destination', exitCode: 2 });
         }
-        const served = await putManifest(client, base.repository, root, reference);
+        const served = await putManifest(client, base.repository, root, reference, signal);
         if (served !== root.desc.digest) {
           session.progress({ type: 'warning', message: `${r.registry} reports digest ${served} for ${r}, expected ${root.desc.digest}` });
         }

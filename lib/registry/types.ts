@@ -38,6 +38,11 @@ export interface RegistryOptions {
   retry?: RetryPolicy;
   /** Blobs transferred at the same time (extension; default 4). */
   concurrency?: number;
+  /**
+   * Abort every request and transfer of the call: it then fails with an
+   * OcistackError of code ABORTED, and no tag is written after the abort.
+   */
+  signal?: AbortSignal;
 }
 
 export interface RetryPolicy {

@@ -4,6 +4,7 @@
  * stdout and progress on stderr.
  */
 import * as path from 'node:path';
+import { throwIfAborted } from '../../abort.js';
 import { UsageError } from '../../errors.js';
 import { build } from '../../build/build.js';
 import type { BuildOutput } from '../../build/options.js';
@@ -50,7 +51,8 @@ Options:
 ${registryFlagsHelp}
   -h, --help                 show this help
 
-Exit status: 0 built (and pushed), 1 build or push failed, 2 usage error.
+Exit status: 0 built (and pushed), 1 build or push failed, 2 usage error,
+130/143 interrupted by SIGINT/SIGTERM (nothing half-written is left, no tag pushed).
 `;
 
 export function parseOutput(spec: string): BuildOutput {
@@ -102,6 +104,7 @@ export const command: CliCommand = {
       sourceDateEpoch: epoch !== undefined ? parseEpoch(epoch, '--source-date-epoch') : undefined,
       onProgress,
       env: io.env,
+      signal: io.signal,
     });
 
     if (!push && result.pushed.length === 0 && flagList(p, 'output').length === 0) {
@@ -114,6 +117,7 @@ export const command: CliCommand = {
       });
     }
     const digestFile = flagString(p, 'digest-file');
+    throwIfAborted(io.signal); // no digest file for an interrupted build
     if (digestFile) await writeFileAtomic(path.resolve(io.cwd, digestFile), `${result.manifestDigest}\n`);
     for (const ref of result.pushed) onProgress({ type: 'info', message: `pushed ${ref}@${result.manifestDigest}` });
     io.stdout.write(`${result.manifestDigest}\n`);

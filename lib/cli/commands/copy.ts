@@ -58,7 +58,7 @@ export async function runCopy(argv: string[], io: CliIO, name: 'copy' | 'push', 
   const targets = [source, destination].filter((l) => l.transport === 'docker').map((l) => (l as { ref: string }).ref);
   const registry = await registryOptionsFromFlags(p, { targets, io });
   const cacheDir = flagString(p, 'cache-dir');
-  const store = new BlobStore(cacheDir ? (await import('node:path')).resolve(io.cwd, cacheDir) : undefined);
+  const store = new BlobStore(cacheDir ? (await import('node:path')).resolve(io.cwd, cacheDir) : undefined, { signal: io.signal });
   const r = await copyImage({
     source,
     destination,

@@ -51,7 +51,7 @@ export const command: CliCommand = {
     const onProgress = progressFromFlags(p, io);
     const registry = { ...(await registryOptionsFromFlags(p, { targets: [source.ref], io })), onProgress };
     const cacheDir = flagString(p, 'cache-dir');
-    const store = new BlobStore(cacheDir ? path.resolve(io.cwd, cacheDir) : undefined);
+    const store = new BlobStore(cacheDir ? path.resolve(io.cwd, cacheDir) : undefined, { signal: io.signal });
     const output = flagString(p, 'output');
     if (!output) {
       if (flagBool(p, 'all')) throw new UsageError('--all needs --output oci:DIR');
