@@ -12,6 +12,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { createReadStream } from 'node:fs';
+import { removeTemp, tempName, trackTemp } from '../temp-files.js';
 import { OcistackError, type SourceLocation } from '../errors.js';
 import type { BuildContext } from '../context/context.js';
 import { cleanPath, IgnoreMatcher } from '../context/ignore.js';
@@ -215,7 +216,10 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
   const exclude = ins.exclude.length ? new IgnoreMatcher(ins.exclude, '--exclude') : undefined;
 
   await fsp.mkdir(path.join(opts.store.root, 'tmp'), { recursive: true });
-  const tmpDir = await fsp.mkdtemp(path.join(opts.store.root, 'tmp', 'copy-'));
+  // Owner-named and registered (lib/temp-files.ts): removed on abort, swept after kill -9.
+  const tmpDir = path.join(opts.store.root, 'tmp', tempName('copy'));
+  trackTemp(tmpDir);
+  await fsp.mkdir(tmpDir);
   try {
     // 1. Expand the sources.
     // Heredoc sources (the front end moved them from `sources` to `heredocs`; the body is already expanded).
@@ -312,7 +316,7 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
       throw e;
     }
   } finally {
-    await fsp.rm(tmpDir, { recursive: true, force: true });
+    await removeTemp(tmpDir);
   }
 }
 

@@ -9,7 +9,7 @@
  * unchanged (so the image ID stays the same), layers gzip-compressed (already
  * compressed layers are kept), each layer checked against the config's diff_ids.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -18,6 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import pLimit from 'p-limit';
 import * as tar from 'tar';
+import { removeTemp, sweepStaleTemps, tempName, trackTemp } from '../temp-files.js';
 import { OcistackError } from '../errors.js';
 import { canonicalJson, digestHex } from './digest.js';
 import type { BlobStore } from './store.js';
@@ -87,7 +88,9 @@ export async function readDockerArchive(opts: { file: string; store: BlobStore; 
   } catch {
     throw archiveError(opts.file, 'no such file', 'check the path after docker-archive:');
   }
-  const work = path.join(opts.store.root, 'tmp', `archive-${process.pid}-${randomBytes(6).toString('hex')}`);
+  // Owner-named and registered (lib/temp-files.ts): removed on abort, swept after kill -9.
+  const work = path.join(opts.store.root, 'tmp', tempName('archive'));
+  trackTemp(work);
   await fsp.mkdir(work, { recursive: true });
   try {
     try {
@@ -174,7 +177,7 @@ export async function readDockerArchive(opts: { file: string; store: BlobStore; 
     const put = await opts.store.putBytes(canonicalJson(manifest));
     return { descriptor: { mediaType: MediaType.OciManifest, digest: put.digest, size: put.size }, manifest, config, repoTags: entry.RepoTags ?? [] };
   } finally {
-    await fsp.rm(work, { recursive: true, force: true });
+    await removeTemp(work);
   }
 }
 
@@ -191,8 +194,12 @@ export async function writeDockerArchive(opts: { file: string; store: BlobStore;
     throw new OcistackError('docker-archive holds single images, not multi-platform indexes', { code: 'USAGE', hint: 'copy one platform (leave out --all)', exitCode: 2 });
   }
   const config = await opts.store.readJson<ImageConfig>(m.config.digest);
-  const dir = path.join(path.dirname(file), `.${path.basename(file)}.d-${randomBytes(4).toString('hex')}`);
-  const tmpTar = `${file}.tmp-${randomBytes(4).toString('hex')}`;
+  const parent = path.dirname(file);
+  await sweepStaleTemps(parent, (n) => n.startsWith(`.${path.basename(file)}.d-`) || n.startsWith(`${path.basename(file)}.tmp-`));
+  const dir = path.join(parent, tempName(`.${path.basename(file)}.d`));
+  const tmpTar = path.join(parent, tempName(`${path.basename(file)}.tmp`));
+  trackTemp(dir);
+  trackTemp(tmpTar);
   await fsp.mkdir(dir, { recursive: true });
   try {
     const configName = `${digestHex(m.config.digest)}.json`;
@@ -213,7 +220,7 @@ export async function writeDockerArchive(opts: { file: string; store: BlobStore;
     await tar.c({ cwd: dir, file: tmpTar, portable: true }, ['manifest.json', configName, ...new Set(layerNames.map((n) => path.dirname(n)))]);
     await fsp.rename(tmpTar, file);
   } finally {
-    await fsp.rm(dir, { recursive: true, force: true });
-    await fsp.rm(tmpTar, { force: true });
+    await removeTemp(dir);
+    await removeTemp(tmpTar);
   }
 }

@@ -8,8 +8,8 @@
  *
  * Temp files are named for their owner process and registered while they
  * exist (lib/temp-files.ts): an interrupted process removes its own, and
- * the first temp file a process makes in a store sweeps `<root>/tmp` of
- * those whose owner is provably dead (kill -9). A store opened with a
+ * the first temp file a process makes in a store sweeps `<root>/tmp` (and
+ * the layer index dir) of those whose owner is provably dead (kill -9). A store opened with a
  * `signal` refuses new writes once it is aborted and stops running ones.
  */
 import { createHash } from 'node:crypto';
@@ -98,6 +98,8 @@ export class BlobStore {
     if (!swept.has(dir)) {
       swept.add(dir);
       await sweepStaleTemps(dir);
+      // Layer index writes (lib/layer/layer-index.ts) leave `<hex>.json.tmp-OWNER-*` when killed.
+      await sweepStaleTemps(path.join(this.root, 'index', 'sha256'), (n) => n.includes('.json.tmp-'));
     }
     const p = path.join(dir, tempName(prefix));
     trackTemp(p);

@@ -5,12 +5,12 @@
  * `<store>/index/sha256/<hex>.json`; the cache key is the layer digest, which
  * fixes the content, so an entry never goes stale.
  */
-import { randomBytes } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Parser, type ReadEntry } from 'tar';
 import { OcistackError } from '../errors.js';
+import { removeTemp, tempName, trackTemp } from '../temp-files.js';
 import { digestHex } from '../image/digest.js';
 import type { BlobStore } from '../image/store.js';
 import type { Digest } from '../image/types.js';
@@ -192,9 +192,10 @@ export async function saveLayerIndex(store: BlobStore, digest: Digest, entries: 
   const idx: LayerIndex = { version: INDEX_VERSION, digest, entries };
   try {
     await fsp.mkdir(path.dirname(cached), { recursive: true });
-    const tmp = `${cached}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-    await fsp.writeFile(tmp, JSON.stringify(idx));
-    await fsp.rename(tmp, cached);
+    // Owner-named and registered (lib/temp-files.ts), so an interrupted build leaves none.
+    const tmp = path.join(path.dirname(cached), tempName(`${path.basename(cached)}.tmp`));
+    trackTemp(tmp);
+    await fsp.writeFile(tmp, JSON.stringify(idx)).then(() => fsp.rename(tmp, cached)).finally(() => removeTemp(tmp));
   } catch {
     // A missing index is rebuilt from the blob on first use.
   }
@@ -215,9 +216,9 @@ export async function indexLayer(store: BlobStore, digest: Digest): Promise<Laye
   });
   const idx: LayerIndex = { version: INDEX_VERSION, digest, entries };
   await fsp.mkdir(path.dirname(cached), { recursive: true });
-  const tmp = `${cached}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-  await fsp.writeFile(tmp, JSON.stringify(idx));
-  await fsp.rename(tmp, cached);
+  const tmp = path.join(path.dirname(cached), tempName(`${path.basename(cached)}.tmp`));
+  trackTemp(tmp);
+  await fsp.writeFile(tmp, JSON.stringify(idx)).then(() => fsp.rename(tmp, cached)).finally(() => removeTemp(tmp));
   return idx;
 }
 
