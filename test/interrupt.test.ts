@@ -70,7 +70,7 @@ const digestFile = () => join(work, 'digest');
  * Run the build; send `sig` at the first progress event `when` accepts
  * (and, with `andThen`, once that also holds: polled every 5 ms).
  */
-function buildAndInterrupt(tag: string, when: ((e: ProgressEvent) => boolean) | undefined, sig: NodeJS.Signals, andThen?: () => boolean): Promise<Run> {
+function buildAndInterrupt(tag: string, when: ((e: ProgressEvent) => boolean) | undefined, sig: NodeJS.Signals, andThen?: () => boolean, twice = false): Promise<Run> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [
       BIN, 'build', context, '-t', `${proxy.host}/giteaadmin/app:${tag}`, '--push', '--ca-file', reg.caFile,
@@ -80,8 +80,14 @@ function buildAndInterrupt(tag: string, when: ((e: ProgressEvent) => boolean) | 
     let partial = '';
     let sent = false;
     const guard = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    let second = false;
     child.stderr.on('data', (d: Buffer) => {
       stderr += d;
+      // The second signal once the first was handled (pending signals of one kind merge).
+      if (twice && sent && !second && stderr.includes('again to quit at once')) {
+        second = true;
+        child.kill(sig);
+      }
       partial += d;
       const lines = partial.split('\n');
       partial = lines.pop()!;
@@ -222,6 +228,17 @@ test('SIGTERM exits 143 the same way', async () => {
   await assertBlobsVerified();
   await assertNoPartialOutput('push');
   await assertNotPushed('term-push');
+});
+
+test('a second SIGINT right after the first exits at once: 130, registered temp files removed', async () => {
+  const r = await buildAndInterrupt('int-twice', duringLayer, 'SIGINT', layerBeingWritten, true);
+  assert.ok(r.sent);
+  assert.is(r.code, 130, r.stderr.slice(-2000));
+  assert.match(r.stderr, 'SIGINT again: quitting now');
+  assert.equal(leftovers(), []);
+  await assertBlobsVerified();
+  await assertNoPartialOutput('push'); // the layout of an earlier run (interrupted while pushing) may exist, whole
+  await assertNotPushed('int-twice');
 });
 
 test('the next build succeeds: tag pushed, output and digest file written, cache clean', async () => {

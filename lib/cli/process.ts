@@ -25,6 +25,7 @@ export async function runCli(argv: string[]): Promise<void> {
   const onSignal = (sig: NodeJS.Signals) => {
     const code = EXIT_CODES[sig]!;
     if (received) {
+      process.stderr.write(`${sig} again: quitting now\n`);
       removeRegisteredTempsSync();
       process.exit(EXIT_CODES[received]);
     }
