@@ -18,6 +18,10 @@
  *
  * Where /proc is missing (not Linux) start time and boot id are empty and
  * only the pid check applies.
+ *
+ * Limit: processes in other pid namespaces (containers sharing one cache
+ * volume and one host name) are invisible here, so their files could be
+ * judged dead; give such containers their own host names or cache dirs.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
