@@ -4,7 +4,7 @@
  * as not present and register nothing; a missing conformance directory is a
  * failure.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { conformanceDir } from './conformance/dir.js';

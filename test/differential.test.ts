@@ -15,7 +15,7 @@
  *
  * Run: node dist/test/differential.test.js  (FIXTURE=name to run one).
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as http from 'node:http';

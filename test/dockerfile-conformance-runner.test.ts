@@ -3,7 +3,7 @@
  * vector folder: kinds that are missing are "not present", the others run,
  * and the last line and exit code report failures.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
