@@ -87,11 +87,12 @@ fi
 # dpkg because a dynamically linked busybox cannot be copied into an image.
 # Every command a test or helper spawns is here (grep the tests for run(,
 # execFileSync(, spawn( and sh(` when adding one): GNU tar with --zstd needs
-# zstd, tar -j/-J need bzip2/xz, layer.test.ts pipes through sha256sum.
+# zstd, tar -j/-J need bzip2/xz, layer.test.ts pipes through sha256sum, the
+# differential suite reads xattrs with getfattr and its own test uses mknod/setfattr.
 REQUIRED="docker-registry:docker-registry skopeo:skopeo umoci:umoci runc:runc buildah:buildah
 busybox-static:- nginx-light:nginx apache2-utils:htpasswd openssl:openssl uidmap:newuidmap
 bzip2:bzip2 xz-utils:xz libcap2-bin:setcap libcap2-bin:getcap zstd:zstd gzip:gzip tar:tar
-coreutils:sha256sum coreutils:mknod"
+coreutils:sha256sum coreutils:mknod attr:getfattr attr:setfattr"
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 missing=()
 for entry in $REQUIRED; do
