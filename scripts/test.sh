@@ -28,22 +28,71 @@ ROOT=$(pwd)
 say() { printf '%s\n' "$*"; }
 section() { printf '\n=== %s\n' "$*"; }
 
+# --- the summary line, printed on every exit path ----------------------------------
+# A failure before any test runs (no node, old node, apt-get or npm ci failing,
+# an unexpected error under `set -e`) still ends with `N passed, N failed`, the
+# setup failure counted as 1 failed, so whoever reads only the last line sees it.
+failed=0
+passed=0
+skipped=0
+problems=()
+nfiles=0
+summary_printed=0
+workdir=
+print_summary() {
+  summary_printed=1
+  section "summary"
+  if [ -n "${OCISTACK_KEEP_TMP:-}" ] && [ -n "$workdir" ]; then say "logs and temp files kept in $workdir"; fi
+  say "$nfiles test files"
+  for p in "${problems[@]+"${problems[@]}"}"; do say "FAILED: $p"; done
+  if [ $((passed + failed)) -eq 0 ]; then
+    say "no tests ran"
+  fi
+  local summary="$passed passed, $failed failed"
+  if [ "$skipped" -gt 0 ]; then summary="$summary, $skipped skipped"; fi
+  say "$summary"
+}
+on_exit() {
+  local code=$?
+  if [ "$summary_printed" -eq 0 ]; then
+    if [ "$code" -ne 0 ] && [ "$failed" -eq 0 ]; then
+      failed=1
+      problems+=("test setup or runner failed with exit code $code (see the output above)")
+    fi
+    print_summary
+  fi
+  if [ -n "$workdir" ] && [ -z "${OCISTACK_KEEP_TMP:-}" ]; then rm -rf "$workdir"; fi
+  if [ "$code" -eq 0 ] && [ "$failed" -gt 0 ]; then code=1; fi
+  exit "$code"
+}
+trap on_exit EXIT
+# A setup step that cannot go on: counted as one failure, then exit 1 (the summary comes from on_exit).
+setup_failed() {
+  say "error: $*"
+  failed=$((failed + 1))
+  problems+=("setup: $*")
+  exit 1
+}
+
 # --- Node ------------------------------------------------------------------
 if ! command -v node >/dev/null 2>&1; then
-  say "error: node is not installed; ocistack needs Node.js >= 20"
-  exit 1
+  setup_failed "node is not installed; ocistack needs Node.js >= 20"
 fi
 if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
-  say "error: Node.js >= 20 is required, found $(node --version)"
-  exit 1
+  setup_failed "Node.js >= 20 is required, found $(node --version)"
 fi
 
 # --- Debian tools -----------------------------------------------------------
 # package:command-that-proves-it-is-installed. busybox-static is checked with
 # dpkg because a dynamically linked busybox cannot be copied into an image.
+# Every command a test or helper spawns is here (grep the tests for run(,
+# execFileSync(, spawn( and sh(` when adding one): GNU tar with --zstd needs
+# zstd, tar -j/-J need bzip2/xz, layer.test.ts pipes through sha256sum, the
+# differential suite reads xattrs with getfattr and its own test uses mknod/setfattr.
 REQUIRED="docker-registry:docker-registry skopeo:skopeo umoci:umoci runc:runc buildah:buildah
 busybox-static:- nginx-light:nginx apache2-utils:htpasswd openssl:openssl uidmap:newuidmap
-bzip2:bzip2 xz-utils:xz libcap2-bin:setcap"
+bzip2:bzip2 xz-utils:xz libcap2-bin:setcap libcap2-bin:getcap zstd:zstd gzip:gzip tar:tar
+coreutils:sha256sum coreutils:mknod attr:getfattr attr:setfattr"
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 missing=()
 for entry in $REQUIRED; do
@@ -57,16 +106,21 @@ for entry in $REQUIRED; do
     missing+=("$pkg")
   fi
 done
+# The tests read GNU tar's listing format and use its --xattrs/--zstd/--full-time.
+if command -v tar >/dev/null 2>&1 && ! tar --version 2>/dev/null | head -1 | grep -q 'GNU tar'; then
+  setup_failed "the tests need GNU tar, found: $(tar --version 2>&1 | head -1)"
+fi
+# Several entries can name the same package.
+if [ ${#missing[@]} -gt 0 ]; then mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u); fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     section "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update
-    apt-get install -y --no-install-recommends "${missing[@]}"
+    apt-get update || setup_failed "apt-get update failed"
+    apt-get install -y --no-install-recommends "${missing[@]}" || setup_failed "apt-get install ${missing[*]} failed"
   else
-    say "error: the tests need these Debian packages: ${missing[*]}"
     say "install them with:  sudo apt-get install -y ${missing[*]}"
-    exit 1
+    setup_failed "the tests need these Debian packages: ${missing[*]}"
   fi
 fi
 
@@ -77,19 +131,15 @@ if [ ! -d node_modules ] || [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] |
   # error is reported as a test failure instead of aborting the install.
   if [ -f package-lock.json ]; then
     section "npm ci"
-    npm ci --ignore-scripts --no-audit --no-fund
+    npm ci --ignore-scripts --no-audit --no-fund || setup_failed "npm ci failed"
   else
     section "npm install"
-    npm install --ignore-scripts --no-audit --no-fund
+    npm install --ignore-scripts --no-audit --no-fund || setup_failed "npm install failed"
   fi
 fi
 
 # --- compile -------------------------------------------------------------------
 section "tsc -p ."
-failed=0
-passed=0
-skipped=0
-problems=()
 # Compiled tests whose source is gone would still run: remove them first.
 if [ -d dist/test ]; then
   while IFS= read -r -d '' js; do
@@ -120,7 +170,6 @@ jobs=${OCISTACK_TEST_JOBS:-2}
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/ocistack-test-run.XXXXXX")
 logdir="$workdir/logs"
 mkdir -p "$logdir"
-if [ -z "${OCISTACK_KEEP_TMP:-}" ]; then trap 'rm -rf "$workdir"' EXIT; fi
 
 mapfile -t files < <(find dist/test -name '*.test.js' -type f 2>/dev/null | LC_ALL=C sort)
 if [ -n "${OCISTACK_TEST_FILTER:-}" ]; then
@@ -128,6 +177,7 @@ if [ -n "${OCISTACK_TEST_FILTER:-}" ]; then
 fi
 # An empty find result leaves one empty element.
 if [ ${#files[@]} -eq 1 ] && [ -z "${files[0]}" ]; then files=(); fi
+nfiles=${#files[@]}
 
 # Remove what a test file left behind: its process group and its runc containers.
 reap() {
@@ -153,8 +203,20 @@ start_file() {
   if [ "$left" -lt "$limit" ]; then limit=$left; fi
   echo "$limit" >"$logdir/$i.limit"
   # A private TMPDIR per file: whatever a killed file leaves in it is removed with it.
-  mkdir -p "$workdir/tmp-$i"
-  TMPDIR="$workdir/tmp-$i" OCISTACK_TEST_TMP="$workdir/tmp-$i" OCISTACK_TEST_RUN_ID="$$-$i" setsid timeout -s KILL "$limit" node --enable-source-maps "${files[$i]}" >"$logdir/$i.log" 2>&1 &
+  # HOME, the XDG dirs and the blob cache live inside it too, so the machine's
+  # ~/.docker/config.json, containers auth.json, certs.d and ~/.cache/ocistack
+  # can neither help nor break a test (test/helpers.test.ts checks this from
+  # inside). DOCKER_CONFIG is unset, so docker's config is $HOME/.docker; not
+  # pointed at an empty dir, because buildah then fails on the missing
+  # config.json. Credentials from the outer environment are dropped.
+  local t="$workdir/tmp-$i"
+  mkdir -p "$t/home" "$t/xdg/cache" "$t/xdg/config" "$t/xdg/data" "$t/xdg/runtime" "$t/cache"
+  chmod 700 "$t/xdg/runtime"
+  TMPDIR="$t" OCISTACK_TEST_TMP="$t" OCISTACK_TEST_RUN_ID="$$-$i" \
+    HOME="$t/home" OCISTACK_CACHE_DIR="$t/cache" \
+    XDG_CACHE_HOME="$t/xdg/cache" XDG_CONFIG_HOME="$t/xdg/config" XDG_DATA_HOME="$t/xdg/data" XDG_RUNTIME_DIR="$t/xdg/runtime" \
+    env -u DOCKER_CONFIG -u REGISTRY_AUTH_FILE -u OCISTACK_USERNAME -u OCISTACK_PASSWORD -u OCISTACK_GITEA_HOSTS \
+    setsid timeout -s KILL "$limit" node --enable-source-maps "${files[$i]}" >"$logdir/$i.log" 2>&1 &
   running[$!]=$i
 }
 
@@ -220,16 +282,7 @@ while [ "$next" -lt ${#files[@]} ] || [ ${#running[@]} -gt 0 ]; do
   finish_file "$i" "$done_pid" "$code"
 done
 
-section "summary"
-if [ -n "${OCISTACK_KEEP_TMP:-}" ]; then say "logs and temp files kept in $workdir"; fi
-say "${#files[@]} test files"
-for p in "${problems[@]+"${problems[@]}"}"; do say "FAILED: $p"; done
-if [ $((passed + failed)) -eq 0 ]; then
-  say "no tests ran"
-fi
-summary="$passed passed, $failed failed"
-if [ "$skipped" -gt 0 ]; then summary="$summary, $skipped skipped"; fi
-say "$summary"
+print_summary
 if [ "$failed" -gt 0 ] || [ "$passed" -eq 0 ]; then
   exit 1
 fi

@@ -5,7 +5,7 @@
  * And the bad inputs: each a clear error, exit 1 (2 for usage), nothing
  * written, no tag pushed.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -4,7 +4,7 @@
  * --target pruning (a RUN in an unneeded stage is never reached), ONBUILD
  * triggers of a base stage, and COPY --from an image in the registry.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -4,7 +4,7 @@
  * air-gap path `ocistack copy docker-archive:x.tar docker://REG/giteaadmin/x:1`
  * works through the real bin against a TLS registry with auth.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';

@@ -1,13 +1,13 @@
 /**
  * Registers every conformance vector (see test/conformance/) as a uvu test,
  * so the main suite runs them too. Kinds whose folder is missing are listed
- * as not present and register nothing; a missing conformance directory is a
- * failure.
+ * as not present and register nothing, except under CI=true where each is a
+ * failing test; a missing conformance directory is always a failure.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { conformanceDir } from './conformance/dir.js';
+import { conformanceDir, missingKindFails } from './conformance/dir.js';
 import { allKinds } from './conformance/kinds/index.js';
 
 const dir = conformanceDir();
@@ -20,7 +20,13 @@ if (existsSync(dir)) {
   for (const kind of await allKinds()) {
     const path = join(dir, kind.folder);
     if (!existsSync(path)) {
-      console.log(`conformance ${kind.name}: not present (${kind.folder})`);
+      if (missingKindFails()) {
+        test(`${kind.name}: vector folder present`, () => {
+          throw new Error(`${path} does not exist (CI=true: every conformance kind must be present)`);
+        });
+      } else {
+        console.log(`conformance ${kind.name}: not present (${kind.folder})`);
+      }
       continue;
     }
     let vectors;

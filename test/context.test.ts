@@ -3,7 +3,7 @@
  * ignore file wins, walking with exceptions, symlinks kept inside the
  * context, and special files skipped with a warning.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as net from 'node:net';

@@ -3,7 +3,7 @@
  * docker-registry with htpasswd auth. skopeo writes the docker-archive and
  * reads back every result; runc runs the copied image.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -6,7 +6,7 @@
  * Those are the things that differ between two machines checking out the
  * same sources.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

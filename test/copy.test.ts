@@ -4,7 +4,7 @@
  * WORKDIR-relative and symlinked destinations, owners, modes, hard links,
  * ADD archives and URLs, and the errors for bad input.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';

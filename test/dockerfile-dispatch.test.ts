@@ -2,7 +2,7 @@
  * dispatch(): which words are expanded, state updates (ENV, ARG, WORKDIR,
  * SHELL, USER), ARG scoping and history lines in BuildKit's style.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { plan, newStageState, dispatch, parseOnbuildTriggers } from '../lib/dockerfile/index.js';
 import type { Dispatched, StageState } from '../lib/dockerfile/types.js';

@@ -2,7 +2,7 @@
  * Instruction-level checks (argument counts, flags, forms) and RUN --mount
  * parsing: every error names file:line, the offending text and a hint.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { plan, parseMount, MountError, newStageState, dispatch } from '../lib/dockerfile/index.js';
 import { OcistackError } from '../lib/errors.js';

@@ -2,7 +2,7 @@
  * Word expansion beyond the conformance vectors: pattern operators
  * (#, ##, %, %%, /, //), escape token, option flags, words splitting.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { ShellLex, ShellLexError, expandWord, expandWords } from '../lib/dockerfile/index.js';
 

@@ -2,7 +2,7 @@
  * parseDockerfile() and dumpAst(): every instruction's argument splitting,
  * parser directives, continuations, heredocs, BOM/CRLF, and syntax errors.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { parseDockerfile, dumpAst } from '../lib/dockerfile/index.js';
 import { OcistackError } from '../lib/errors.js';

@@ -2,7 +2,7 @@
  * `ocistack plan` on the multi-stage fixture: text, json and ast output,
  * --target pruning, --build-arg, and its errors.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { PassThrough } from 'node:stream';
 import { command } from '../lib/cli/commands/plan.js';

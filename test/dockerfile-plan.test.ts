@@ -2,7 +2,7 @@
  * plan(): stages, global ARG scoping, FROM expansion, the stage graph,
  * --target pruning and the errors for bad graphs.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { plan } from '../lib/dockerfile/index.js';
 import { OcistackError } from '../lib/errors.js';

@@ -3,7 +3,7 @@
  * docker-registry in every auth mode, the Gitea-like token issuer, the nginx
  * proxy, and the busybox base image built and run without ocistack.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { request } from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -14,6 +14,9 @@ import { busyboxBase, busyboxLayout, buildahBuild, inspectImage, inspectOciLayou
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { makeTempDir } from './helpers/tools.js';
+import { homedir } from 'node:os';
+import { isAbsolute, relative } from 'node:path';
+import { defaultCacheDir } from '../lib/image/store.js';
 
 function basic(user: string, pass: string): string {
   return 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64');
@@ -35,6 +38,29 @@ function httpsRequest(
     req.end(opts.body);
   });
 }
+
+/** True when `p` is `dir` or below it. */
+function inside(p: string, dir: string): boolean {
+  const r = relative(dir, p);
+  return r === '' || (!r.startsWith('..') && !isAbsolute(r));
+}
+
+test('scripts/test.sh gives this file its own HOME, XDG dirs and blob cache, and no outer credentials', () => {
+  const tmp = process.env.OCISTACK_TEST_TMP;
+  assert.ok(tmp, 'OCISTACK_TEST_TMP is not set: run the tests through bash scripts/test.sh');
+  const env = process.env;
+  for (const name of ['HOME', 'XDG_CACHE_HOME', 'XDG_CONFIG_HOME', 'XDG_DATA_HOME', 'XDG_RUNTIME_DIR', 'OCISTACK_CACHE_DIR', 'TMPDIR'] as const) {
+    const v = env[name];
+    assert.ok(v && inside(v, tmp), `${name}=${v} is not inside ${tmp}`);
+  }
+  // What the library itself derives from them (os.homedir() reads HOME first).
+  assert.is(homedir(), env.HOME);
+  assert.ok(inside(defaultCacheDir(), tmp), `the default blob cache ${defaultCacheDir()} is outside ${tmp}`);
+  // Unset, so docker's config is $HOME/.docker/config.json, inside too.
+  for (const name of ['DOCKER_CONFIG', 'REGISTRY_AUTH_FILE', 'OCISTACK_USERNAME', 'OCISTACK_PASSWORD']) {
+    assert.is(env[name], undefined, `${name} leaks in from the outer environment`);
+  }
+});
 
 test('requireTool finds installed tools and fails loudly on missing ones', () => {
   for (const t of ['skopeo', 'umoci', 'runc', 'docker-registry', 'nginx', 'openssl', 'htpasswd', 'busybox'] as const) {

@@ -5,7 +5,7 @@
  * layer-gzip-check.ts / layer-index-check.ts so the build benchmark runs
  * the same checks before it measures.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { checkParallelGzip } from './layer-gzip-check.js';
 import { checkSavedLayerIndex } from './layer-index-check.js';

@@ -3,7 +3,7 @@
  * sha256sum (not with our own reader): digests, tar format, gzip header,
  * determinism, SOURCE_DATE_EPOCH clamping, whiteouts and hard links.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';

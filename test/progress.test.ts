@@ -3,7 +3,7 @@
  * live tty renderer `auto` picks on a terminal (redraws in place with ANSI
  * cursor-up + clear, prints each finished step once, fits the width).
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { createRenderer } from '../lib/progress/render.js';
 import { createTtyRenderer } from '../lib/progress/tty.js';

@@ -3,7 +3,7 @@
  * OCI and Docker v2s2 manifests, multi-platform indexes, corrupted blobs,
  * broken downloads resumed with Range, redirects to another host.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -3,7 +3,7 @@
  * ingress in front of IDPBuilder's Gitea, with injected 502/503 faults, and
  * through a registry that is killed and restarted mid-push.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';

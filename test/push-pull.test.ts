@@ -4,7 +4,7 @@
  * Gitea-like token issuer. skopeo pushes the base image and reads back
  * everything ocistack pushes.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { BlobStore } from '../lib/image/store.js';

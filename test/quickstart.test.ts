@@ -4,7 +4,7 @@
  * it must build examples/hello into out/hello, an OCI layout that skopeo
  * reads, with .dockerignore applied and --chown kept.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { cpSync, existsSync } from 'node:fs';
 import { join } from 'node:path';

@@ -3,7 +3,7 @@
  * timing, credential lookup order (with a real credential-helper script),
  * TLS policy from certs.d, size flags, locations, OCI layout writing.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -4,7 +4,7 @@
  * links resolve inside the root, `..` and absolute targets never leave it,
  * and loops are an error instead of a hang.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -7,7 +7,7 @@
  * getcap: the capability bytes must come through unchanged, and a user.*
  * xattr of the source is dropped, as BuildKit does.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdirSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';

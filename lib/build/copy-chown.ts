@@ -96,8 +96,12 @@ export async function resolveChown(spec: string, fs: ImageFs, location: SourceLo
   return { uid, gid };
 }
 
-/** A parsed --chmod: turns a source mode into the copied mode. */
-export type ChmodFn = (mode: number, isDir: boolean) => number;
+/**
+ * A parsed --chmod: turns a source mode into the copied mode. `octal` is the
+ * mode when it was given in octal: BuildKit then also creates missing parent
+ * directories with it (permission bits only), see LayerPlan.ensureDir.
+ */
+export type ChmodFn = ((mode: number, isDir: boolean) => number) & { octal?: number };
 
 /**
  * Parse `--chmod`: octal (`755`, `0644`) or symbolic clauses as chmod(1)
@@ -112,7 +116,7 @@ export function parseChmod(spec: string, location: SourceLocation): ChmodFn {
     });
   if (/^[0-7]{1,4}$/.test(spec)) {
     const m = parseInt(spec, 8);
-    return () => m;
+    return Object.assign(() => m, { octal: m });
   }
   const clauses = spec.split(',').map((c) => {
     const m = /^([ugoa]*)([-+=])([rwxXst]*)$/.exec(c);

@@ -101,7 +101,13 @@ class LayerPlan {
     private readonly fail: (msg: string, hint: string, code?: string) => OcistackError,
   ) {}
 
-  /** Make sure every component of `dir` is a directory: existing ones keep their metadata, missing ones are created. */
+  /**
+   * Make sure every component of `dir` is a directory: existing ones keep their
+   * metadata, missing ones are created 0755, or with the permission bits of an
+   * octal --chmod as current BuildKit does (tonistiigi/fsutil #228, the fix of
+   * moby/buildkit #4945: fsutil's MkdirAll gets the chmod mode; a symbolic
+   * --chmod leaves them 0755).
+   */
   ensureDir(dir: string): void {
     let cur = '';
     for (const part of dir.split('/').filter(Boolean)) {
@@ -121,7 +127,7 @@ class LayerPlan {
         throw this.notADir(cur);
       }
       if (node) this.entries.set(cur, { path: cur, type: 'dir', mode: node.mode, uid: node.uid, gid: node.gid, mtime: node.mtime, ...keptXattrs(node.xattrs) });
-      else this.entries.set(cur, { path: cur, type: 'dir', mode: 0o755, uid: this.owner?.uid ?? 0, gid: this.owner?.gid ?? 0, mtime: this.now });
+      else this.entries.set(cur, { path: cur, type: 'dir', mode: this.chmod?.octal !== undefined ? this.chmod.octal & 0o777 : 0o755, uid: this.owner?.uid ?? 0, gid: this.owner?.gid ?? 0, mtime: this.now });
     }
   }
 

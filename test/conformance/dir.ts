@@ -23,3 +23,14 @@ export function conformanceDir(env: NodeJS.ProcessEnv = process.env): string {
   if (fromEnv) return resolve(fromEnv);
   return resolve(repoRoot(), '..', 'shared', 'conformance');
 }
+
+/**
+ * Whether a kind's missing folder is a failure: under CI (`CI=true`, set by
+ * .ci/run and by CI services) every kind must be there, so a vector folder
+ * lost from the CI copy cannot turn into a green "not present". Locally a
+ * partial copy is allowed and reported.
+ */
+export function missingKindFails(env: NodeJS.ProcessEnv = process.env): boolean {
+  const ci = (env.CI ?? '').toLowerCase();
+  return ci !== '' && ci !== 'false' && ci !== '0';
+}

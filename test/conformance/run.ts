@@ -1,12 +1,13 @@
 /**
  * Runs the conformance vectors: `node dist/test/conformance/run.js`
  * (`npm run test:conformance`). Prints `kind: N/M passed` per kind (or
- * `not present`), the failures, and a last line `N passed, N failed`; exits 1
- * on any failure or when the conformance directory does not exist.
+ * `not present`, a failure under CI=true), the failures, and a last line
+ * `N passed, N failed`; exits 1 on any failure or when the conformance
+ * directory does not exist.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { conformanceDir } from './dir.js';
+import { conformanceDir, missingKindFails } from './dir.js';
 import { allKinds } from './kinds/index.js';
 
 async function main(): Promise<number> {
@@ -23,6 +24,10 @@ async function main(): Promise<number> {
   for (const kind of await allKinds()) {
     const path = join(dir, kind.folder);
     if (!existsSync(path)) {
+      if (missingKindFails()) {
+        failed++;
+        failures.push(`${kind.name}: ${path} does not exist (CI=true: every conformance kind must be present)`);
+      }
       console.log(`${kind.name}: not present (${kind.folder})`);
       continue;
     }

@@ -3,9 +3,12 @@
  * faults nginx cannot make: cutting a blob download off after some bytes
  * (to test Range resume), and redirecting blob downloads to a second
  * listener on another host name (to test that Authorization is not sent
- * across hosts). Records every request's method, path and the headers that
- * matter (never their secret values, only whether they were present).
+ * across hosts). Records every request's method, path (with its query) and
+ * the headers that matter (never their secret values, only whether they were
+ * present), and what its body was (length and sha256, counted as it passed),
+ * so tests can check what a client sent, not only that it worked.
  */
+import { createHash } from 'node:crypto';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -15,6 +18,13 @@ export interface SeenRequest {
   path: string;
   range?: string;
   hadAuthorization: boolean;
+  /** Request headers as sent (absent when the client sent none). */
+  contentRange?: string;
+  contentLength?: string;
+  /** Body bytes received and their sha256 (hex); final once `bodyDone` is true. */
+  bodyBytes: number;
+  bodySha256?: string;
+  bodyDone: boolean;
   status?: number;
 }
 
@@ -99,8 +109,27 @@ export async function startHttpProxy(opts: HttpProxyOptions): Promise<HttpProxy>
   };
 
   const handler = (listener: SeenRequest['listener']) => (req: IncomingMessage, res: ServerResponse) => {
-    const entry: SeenRequest = { listener, method: req.method ?? '', path: req.url ?? '', range: req.headers.range, hadAuthorization: !!req.headers.authorization };
+    const entry: SeenRequest = {
+      listener,
+      method: req.method ?? '',
+      path: req.url ?? '',
+      range: req.headers.range,
+      hadAuthorization: !!req.headers.authorization,
+      contentRange: req.headers['content-range'],
+      contentLength: req.headers['content-length'],
+      bodyBytes: 0,
+      bodyDone: false,
+    };
     seen.push(entry);
+    const hash = createHash('sha256');
+    req.on('data', (chunk: Buffer) => {
+      entry.bodyBytes += chunk.length;
+      hash.update(chunk);
+    });
+    req.on('end', () => {
+      entry.bodySha256 = hash.digest('hex');
+      entry.bodyDone = true;
+    });
     if (listener === 'main' && opts.unauthorize && req.method === opts.unauthorize.method && ++methodCount === opts.unauthorize.nth) {
       entry.status = 401;
       req.resume();
