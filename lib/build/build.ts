@@ -20,6 +20,7 @@ import type { ImageFs } from '../layer/index.js';
 import { writeLayer } from '../layer/index.js';
 import { copyLayer } from './copy.js';
 import { parseReference, pullImage, pushImage } from '../registry/index.js';
+import { withCredentialScope } from '../registry/credential-scope.js';
 import { writeOciLayout } from '../image/layout.js';
 import { BlobStore } from '../image/store.js';
 import { tagLocalImage } from '../image/local-images.js';
@@ -78,6 +79,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     const hosts = tagRefs.map((r) => r.registry);
     opts = { ...opts, registry: { ...opts.registry, insecureRegistries: [...(opts.registry?.insecureRegistries ?? []), ...hosts] } };
   }
+  // Explicit credentials and OCISTACK_USERNAME/PASSWORD are for the tags' registries only
+  // (none without tags), never for a base image's registry.
+  opts = { ...opts, registry: withCredentialScope(opts.registry, tagRefs.map((r) => r.registry)) };
   const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
   const plan = planDockerfile(text, {
     file: dockerfileName,
