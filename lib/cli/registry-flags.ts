@@ -72,12 +72,11 @@ export async function parseCreds(spec: string, io: CliIO): Promise<Credentials> 
 
 /**
  * RegistryOptions from the parsed flags. `targets` are the command's
- * references that get `--insecure`; `credsTargets` (default `targets`) those
- * that get `--creds` and OCISTACK_USERNAME/PASSWORD.
+ * references that get `--insecure`; `credsHosts` (default: the targets'
+ * registries) the hosts that get `--creds` and OCISTACK_USERNAME/PASSWORD.
  */
-export async function registryOptionsFromFlags(parsed: ParsedArgs, ctx: { targets: string[]; credsTargets?: string[]; io: CliIO }): Promise<RegistryOptions> {
-  const registriesOf = (refs: string[]) => [...new Set(refs.map(targetRegistry).filter((h): h is string => !!h))];
-  const hosts = registriesOf(ctx.targets);
+export async function registryOptionsFromFlags(parsed: ParsedArgs, ctx: { targets: string[]; credsHosts?: string[]; io: CliIO }): Promise<RegistryOptions> {
+  const hosts = [...new Set(ctx.targets.map(targetRegistry).filter((h): h is string => !!h))];
   const opts: RegistryOptions = { env: ctx.io.env };
   if (flagBool(parsed, 'insecure')) {
     if (!hosts.length) throw new UsageError('--insecure needs a registry destination to apply to', 'name the registry image (e.g. -t host:port/owner/image:tag), or drop --insecure');
@@ -90,7 +89,7 @@ export async function registryOptionsFromFlags(parsed: ParsedArgs, ctx: { target
   const creds = flagString(parsed, 'creds');
   if (creds !== undefined) opts.credentials = await parseCreds(creds, ctx.io);
   // Always set, also to []: --creds and OCISTACK_USERNAME/PASSWORD go to these hosts and no others.
-  opts.credentialsFor = registriesOf(ctx.credsTargets ?? ctx.targets);
+  opts.credentialsFor = ctx.credsHosts ?? hosts;
   const chunk = flagString(parsed, 'chunk-size');
   if (chunk) opts.chunkSize = parseSize(chunk, 'chunk-size');
   return opts;

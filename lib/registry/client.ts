@@ -283,7 +283,7 @@ export class RegistryClient {
       const headers: Record<string, string> = { 'User-Agent': USER_AGENT, ...spec.headers };
       if (auth && sameHost) headers.Authorization = auth;
       const res = await httpRequest(url, { method, headers, body, agent: sameHost ? this.agent : agentForOther(u, this.opts) });
-      if (process.env.OCISTACK_DEBUG_HTTP) process.stderr.write(`[http] +${Math.round(performance.now())}ms ${method} ${u.pathname}${u.search.slice(0, 40)} ${spec.headers?.['Content-Range'] ?? ''} -> ${res.status} ${res.headers.get('range') ?? ''}\n`);
+      if (process.env.OCISTACK_DEBUG_HTTP) process.stderr.write(`[http] +${Math.round(performance.now())}ms ${method} ${u.pathname}${u.search ? `?${[...new Set(u.searchParams.keys())].join('&')}` : ''} ${spec.headers?.['Content-Range'] ?? ''} -> ${res.status} ${res.headers.get('range') ?? ''}\n`);
       if (![301, 302, 303, 307, 308].includes(res.status)) return res;
       const loc = res.headers.get('location');
       if (!loc) return res;

@@ -84,8 +84,7 @@ export async function runCopy(argv: string[], io: CliIO, name: 'copy' | 'push', 
   // --insecure applies to the registries named on this command line; --creds
   // to the destination registry (the source's when the destination is no registry).
   const targets = [source, destination].filter((l) => l.transport === 'docker').map((l) => (l as { ref: string }).ref);
-  const credsTargets = copyCredentialHosts(source, destination);
-  const registry = await registryOptionsFromFlags(p, { targets, credsTargets, io });
+  const registry = await registryOptionsFromFlags(p, { targets, credsHosts: copyCredentialHosts(source, destination), io });
   const byHost = await sideCredentials(p, source, destination, io);
   if (byHost) registry.credentialsByHost = byHost;
   const cacheDir = flagString(p, 'cache-dir');
