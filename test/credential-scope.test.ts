@@ -147,4 +147,26 @@ test('per-host credentials (credentialsByHost) do reach the base registry they n
   assert.equal(t.tokenUsers.filter(Boolean), [base.username]);
 });
 
+test('CLI copy registry -> registry: --creds go to the destination only; --src-creds/--dest-creds each to its side', async () => {
+  const cache = () => makeTempDir('scope-cache');
+  const t = await baseTraffic(() =>
+    ocistack(['copy', '--ca-file', target.caFile, '--creds', `${target.username}:${target.password}`, '--cache-dir', cache(),
+      `docker://${baseRef}`, `docker://${target.host}/giteaadmin/scope-copy:1`], { env: { HOME: home() } }),
+  );
+  assertNoCredentials(t, 'copy --creds');
+  assert.is(t.result.code, 0, t.result.stderr);
+
+  const t2 = await baseTraffic(() =>
+    ocistack(['copy', '--ca-file', target.caFile, '--src-creds', `${base.username}:${base.password}`, '--dest-creds', `${target.username}:${target.password}`,
+      '--cache-dir', cache(), '--progress', 'plain', `docker://${baseRef}`, `docker://${target.host}/giteaadmin/scope-copy:2`], { env: { HOME: home() } }),
+  );
+  assert.is(t2.result.code, 0, t2.result.stderr);
+  assert.equal(t2.tokenUsers.filter(Boolean), [base.username], 'the source got --src-creds');
+  assert.match(t2.result.stderr, new RegExp(`credentials for ${target.host}: credentialsByHost`));
+
+  const same = await ocistack(['copy', '--src-creds', 'a:b', '--dest-creds', 'c:d', `docker://${target.host}/x/y:1`, `docker://${target.host}/x/z:1`], { env: { HOME: home() } });
+  assert.is(same.code, 2, same.stderr);
+  assert.match(same.stderr, /both name/);
+});
+
 test.run();
