@@ -21,6 +21,7 @@ import { writeLayer } from '../layer/index.js';
 import { copyLayer } from './copy.js';
 import { parseReference, pullImage, pushImage } from '../registry/index.js';
 import { withCredentialScope } from '../registry/credential-scope.js';
+import { redactUrlCredentials } from '../redact.js';
 import { writeOciLayout } from '../image/layout.js';
 import { BlobStore } from '../image/store.js';
 import { tagLocalImage } from '../image/local-images.js';
@@ -181,7 +182,7 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
 
   for (const instr of [...onbuild, ...stage.instructions]) {
     const id = `#${++s.step}`;
-    const name = stageLabel(stage) + instr.original;
+    const name = stageLabel(stage) + redactUrlCredentials(instr.original);
     s.progress({ type: 'step', id, stage: stage.name, name, status: 'start' });
     try {
       const d = dispatch(instr, state);
