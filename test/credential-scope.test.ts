@@ -133,6 +133,20 @@ test('OCISTACK_USERNAME/OCISTACK_PASSWORD: for the push target, not the base reg
   assert.match(t.result.stderr, new RegExp(`credentials for ${target.host}: OCISTACK_USERNAME`));
 });
 
+test('a private base registry does not get --creds: 401 names it, the hint says ocistack login', async () => {
+  const priv = await withRegistry('htpasswd', { password: 'another-Passw0rd' });
+  assert.is.not(priv.host, target.host);
+  const privBase = await busyboxBase(priv, 'giteaadmin/privbase', 'scope');
+  const dir = makeTempDir('scope-priv');
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${privBase}\nCOPY hello.txt /hello.txt\n`);
+  writeFileSync(join(dir, 'hello.txt'), 'hello\n');
+  const r = await ocistack(['build', dir, '-t', `${target.host}/giteaadmin/scope-priv:1`, '--push', '--ca-file', target.caFile,
+    '--creds', `${priv.username}:${priv.password}`, '--cache-dir', makeTempDir('scope-cache')], { env: { HOME: home() } });
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`registry ${priv.host}`));
+  assert.match(r.stderr, new RegExp(`hint: run "ocistack login ${priv.host}"; --creds .* never for a base image`));
+});
+
 test('per-host credentials (credentialsByHost) do reach the base registry they name', async () => {
   const env = { HOME: home() };
   const t = await baseTraffic(() =>

@@ -175,7 +175,7 @@ export class RegistryClient {
           registry: this.registry,
           hint: credentials
             ? `check the user name and password, or run "ocistack login ${this.registry}"`
-            : `run "ocistack login ${this.registry}", pass --creds USER:PASSWORD, or set OCISTACK_USERNAME/OCISTACK_PASSWORD`,
+            : `run "ocistack login ${this.registry}"; --creds and OCISTACK_USERNAME/OCISTACK_PASSWORD count only for the image pushed, pulled or copied to, never for a base image`,
         },
       );
     }
@@ -331,7 +331,7 @@ export async function responseError(registry: string, res: Response, what: strin
   const msg = `${what}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`;
   switch (res.status) {
     case 401:
-      return new OcistackError(msg, { code: 'REGISTRY_AUTH', registry, hint: `run "ocistack login ${registry}", pass --creds USER:PASSWORD, or set OCISTACK_USERNAME/OCISTACK_PASSWORD` });
+      return new OcistackError(msg, { code: 'REGISTRY_AUTH', registry, hint: `run "ocistack login ${registry}"; --creds and OCISTACK_USERNAME/OCISTACK_PASSWORD count only for the image pushed, pulled or copied to, never for a base image` });
     case 403:
       return new OcistackError(msg, { code: 'REGISTRY_DENIED', registry, hint: 'the user lacks permission on this repository; on Gitea the owner must be your user or an organisation you can write to' });
     case 404:
