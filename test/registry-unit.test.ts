@@ -13,7 +13,7 @@ import { retryAfterMs, isRetryableStatus, backoffDelay, resolveRetry } from '../
 import { resolveCredentials, storeCredentials, eraseCredentials } from '../lib/registry/credentials.js';
 import { tlsPolicyFor, hostListed } from '../lib/registry/tls.js';
 import { parsePlatform, selectManifest, hostPlatform } from '../lib/registry/platform.js';
-import { parseLocation } from '../lib/registry/copy.js';
+import { copyCredentialHosts, parseLocation } from '../lib/registry/copy.js';
 import { parseSize, registryOptionsFromFlags, registryFlagSpecs } from '../lib/cli/registry-flags.js';
 import { parseArgs } from '../lib/cli/args.js';
 import { parseArchiveRef } from '../lib/image/archive.js';
@@ -128,8 +128,20 @@ test('credentials: order --creds > env > REGISTRY_AUTH_FILE > XDG auth.json > do
   assert.is(explicit.source, '--creds');
   const notFor = await resolveCredentials('b.io', { env, credentials: { username: 'flag', password: 'x' }, credentialsFor: ['a.io'] });
   assert.is(notFor.credentials?.username, 'xdg-b', '--creds for other hosts does not apply');
-  const fromEnv = await resolveCredentials('a.io', { env: { ...env, OCISTACK_USERNAME: 'envu', OCISTACK_PASSWORD: 'envp' } });
+  const envCreds = { ...env, OCISTACK_USERNAME: 'envu', OCISTACK_PASSWORD: 'envp' };
+  const fromEnv = await resolveCredentials('a.io', { env: envCreds, credentialsFor: ['a.io'] });
   assert.is(fromEnv.credentials?.username, 'envu');
+  // OCISTACK_USERNAME/PASSWORD have --creds' scope: the targets only, nothing when no scope was set.
+  assert.equal((await resolveCredentials('b.io', { env: envCreds, credentialsFor: ['a.io'] })).credentials?.username, 'xdg-b');
+  assert.is((await resolveCredentials('none.io', { env: envCreds })).source, 'anonymous');
+  assert.is((await resolveCredentials('none.io', { env, credentials: { username: 'flag', password: 'x' } })).source, 'anonymous', 'explicit credentials without a scope go nowhere');
+  assert.is((await resolveCredentials('none.io', { env, credentials: { username: 'flag', password: 'x' }, credentialsFor: [] })).source, 'anonymous');
+  // Per-host credentials go to their host (port included) and win over the rest.
+  const byHost = { credentialsByHost: { 'A.io': { username: 'mapped', password: 'm' }, 'c.io:5000': { username: 'port', password: 'q' } } };
+  assert.equal((await resolveCredentials('a.io', { env: envCreds, credentials: { username: 'flag', password: 'x' }, credentialsFor: ['a.io'], ...byHost })).credentials, { username: 'mapped', password: 'm' });
+  assert.is((await resolveCredentials('c.io:5000', { env, ...byHost })).credentials?.username, 'port');
+  assert.is((await resolveCredentials('c.io:5001', { env, ...byHost })).source, 'anonymous', 'another port is another registry');
+  assert.is((await resolveCredentials('c.io:5001', { env, credentials: { username: 'flag', password: 'x' }, credentialsFor: ['c.io:5000'] })).source, 'anonymous');
   const fromFile = await resolveCredentials('a.io', { env });
   assert.equal(fromFile.credentials, { username: 'fromfile', password: 'p1' });
   assert.is(fromFile.source, `${authFile} (auths)`);
@@ -215,6 +227,14 @@ test('registry flags: --insecure and --creds only for the command-line registrie
   assert.equal(o.insecureRegistries, ['gitea.cnoe.localtest.me:8443']);
   assert.equal(o.credentials, { username: 'giteaadmin', password: 's3cret' });
   assert.equal(o.credentialsFor, ['gitea.cnoe.localtest.me:8443']);
+  // No registry target (a build without -t): --creds and OCISTACK_USERNAME/PASSWORD apply to no host.
+  const p3 = parseArgs(['--creds', 'u:p'], registryFlagSpecs, 'build');
+  assert.equal((await registryOptionsFromFlags(p3, { targets: [], io })).credentialsFor, []);
+  assert.equal((await registryOptionsFromFlags(parseArgs([], registryFlagSpecs, 'build'), { targets: ['localhost:5000/a/b:1'], io })).credentialsFor, ['localhost:5000']);
+  // copy/push: the destination registry only; a pull (registry -> oci:) the source.
+  assert.equal(copyCredentialHosts(parseLocation('docker://a.io:1/x/y:1'), parseLocation('docker://b.io/x/y:1')), ['b.io']);
+  assert.equal(copyCredentialHosts(parseLocation('docker://a.io:1/x/y:1'), parseLocation('oci:/tmp/l')), ['a.io:1']);
+  assert.equal(copyCredentialHosts(parseLocation('oci:/tmp/l'), parseLocation('oci:/tmp/m')), []);
   assert.is(o.caFile, '/work/ca.pem');
   assert.is(o.chunkSize, 4 * 1024 * 1024);
   const p2 = parseArgs(['--insecure'], registryFlagSpecs, 'push');

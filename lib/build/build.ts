@@ -21,6 +21,8 @@ import type { ImageFs } from '../layer/index.js';
 import { writeLayer } from '../layer/index.js';
 import { copyLayer } from './copy.js';
 import { parseReference, pullImage, pushImage } from '../registry/index.js';
+import { withCredentialScope } from '../registry/credential-scope.js';
+import { redactUrlCredentials } from '../redact.js';
 import { writeOciLayout } from '../image/layout.js';
 import { BlobStore } from '../image/store.js';
 import { tagLocalImage } from '../image/local-images.js';
@@ -82,6 +84,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // One signal for everything: registry requests use it unless given their own.
   const signal = opts.signal;
   if (signal && !opts.registry?.signal) opts = { ...opts, registry: { ...opts.registry, signal } };
+  // Explicit credentials and OCISTACK_USERNAME/PASSWORD are for the tags' registries only
+  // (none without tags), never for a base image's registry.
+  opts = { ...opts, registry: withCredentialScope(opts.registry, tagRefs.map((r) => r.registry)) };
   const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
   const plan = planDockerfile(text, {
     file: dockerfileName,
@@ -186,7 +191,7 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
 
   for (const instr of [...onbuild, ...stage.instructions]) {
     const id = `#${++s.step}`;
-    const name = stageLabel(stage) + instr.original;
+    const name = stageLabel(stage) + redactUrlCredentials(instr.original);
     throwIfAborted(s.opts.signal);
     s.progress({ type: 'step', id, stage: stage.name, name, status: 'start' });
     try {

@@ -15,6 +15,7 @@ import { decompressFile, detectCompression, looksLikeTar, readHead } from '../la
 import { indexEntryOf } from '../layer/layer-index.js';
 import { PaxXattrTracker } from '../layer/pax.js';
 import type { SourceStat } from './copy-source.js';
+import { redactUrlCredentials } from '../redact.js';
 
 /** `http://` or `https://`. */
 export function isHttpUrl(s: string): boolean {
@@ -44,16 +45,53 @@ export interface Downloaded {
   name: string;
 }
 
+/**
+ * A URL without its userinfo, and the Basic authorization that userinfo
+ * stands for (Go's net/http, which BuildKit and Docker download with, sends
+ * `user:password@` as Basic auth).
+ */
+export function splitUserinfo(url: URL): { url: URL; authorization?: string } {
+  if (!url.username && !url.password) return { url };
+  const bare = new URL(url.href);
+  bare.username = '';
+  bare.password = '';
+  const pair = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+  return { url: bare, authorization: `Basic ${Buffer.from(pair).toString('base64')}` };
+}
+
+const REDIRECTS = [301, 302, 303, 307, 308];
+
+/**
+ * GET `url`, following up to 10 redirects by hand so that the userinfo's
+ * Basic auth goes where Go's client sends it: to the URL itself, to a
+ * relative Location (Go's URL.ResolveReference keeps the userinfo then), and
+ * to an absolute Location only when that carries userinfo of its own.
+ */
+async function fetchFollowing(url: string): Promise<{ res: Response; url: URL }> {
+  let next = splitUserinfo(new URL(url));
+  for (let hop = 0; ; hop++) {
+    const res = await fetch(next.url, { redirect: 'manual', headers: next.authorization ? { Authorization: next.authorization } : {} });
+    const loc = res.headers.get('location');
+    if (!REDIRECTS.includes(res.status) || !loc || hop >= 10) return { res, url: next.url };
+    await res.body?.cancel().catch(() => undefined);
+    const relative = !/^([a-z][a-z0-9+.-]*:|\/\/)/i.test(loc);
+    next = relative ? { url: new URL(loc, next.url), authorization: next.authorization } : splitUserinfo(new URL(loc));
+  }
+}
+
 /** Download a URL into `tmpDir`, verifying `checksum` (`sha256:<hex>`) when given. */
-export async function downloadUrl(url: string, tmpDir: string, checksum: string | undefined, location: SourceLocation): Promise<Downloaded> {
+export async function downloadUrl(rawUrl: string, tmpDir: string, checksum: string | undefined, location: SourceLocation): Promise<Downloaded> {
   if (checksum !== undefined && !/^sha256:[a-f0-9]{64}$/.test(checksum)) {
     throw new OcistackError(`invalid --checksum "${checksum}"`, { code: 'ADD_CHECKSUM', location, hint: 'use --checksum=sha256:<64 hex characters>' });
   }
+  // `url` is what messages show: never the userinfo.
+  const url = redactUrlCredentials(rawUrl);
   let res: Response;
+  let finalUrl: URL;
   try {
-    res = await fetch(url, { redirect: 'follow' });
+    ({ res, url: finalUrl } = await fetchFollowing(rawUrl));
   } catch (e) {
-    throw new OcistackError(`cannot download ${url}: ${(e as Error).message}`, {
+    throw new OcistackError(`cannot download ${url}: ${redactUrlCredentials((e as Error).message)}`, {
       code: 'ADD_DOWNLOAD',
       location,
       hint: 'check the URL and that the host is reachable from this machine',
@@ -67,7 +105,7 @@ export async function downloadUrl(url: string, tmpDir: string, checksum: string 
       hint: 'check the URL; the server did not return the file',
     });
   }
-  const file = path.join(tmpDir, `download-${createHash('sha256').update(url).digest('hex').slice(0, 16)}`);
+  const file = path.join(tmpDir, `download-${createHash('sha256').update(rawUrl).digest('hex').slice(0, 16)}`);
   const hash = createHash('sha256');
   let size = 0;
   const counter = new Transform({
@@ -89,7 +127,7 @@ export async function downloadUrl(url: string, tmpDir: string, checksum: string 
   }
   const lm = res.headers.get('last-modified');
   const parsed = lm ? Date.parse(lm) : NaN;
-  const urlPath = new URL(res.url || url).pathname;
+  const urlPath = finalUrl.pathname;
   const name = decodeURIComponent(urlPath.slice(urlPath.lastIndexOf('/') + 1)) || 'index.html';
   return { file, size, mtime: Number.isFinite(parsed) ? Math.floor(parsed / 1000) : undefined, name };
 }

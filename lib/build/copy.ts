@@ -24,6 +24,7 @@ import type { LayerEntry, LayerResult } from '../layer/types.js';
 import { writeLayer } from '../layer/write.js';
 import type { ProgressListener } from '../progress/events.js';
 import { downloadUrl, isGitUrl, isHttpUrl, readArchive } from './copy-add.js';
+import { redactUrlCredentials } from '../redact.js';
 import { parseChmod, resolveChown, type ChmodFn, type Owner } from './copy-chown.js';
 import { compileSegment, ContextSourceFs, hasWildcard, ImageSourceFs, type SourceFs, type SourceStat } from './copy-source.js';
 
@@ -236,10 +237,10 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
       const hd = /^<<-?["']?([^"']+)["']?$/.exec(source);
       if (hd && heredocNames.has(hd[1]!)) continue;
       if (isGitUrl(source)) {
-        throw fail(`${word} from a git repository (${source}) is not supported yet`, 'clone the repository into the build context and COPY it, or download an archive URL with ADD');
+        throw fail(`${word} from a git repository (${redactUrlCredentials(source)}) is not supported yet`, 'clone the repository into the build context and COPY it, or download an archive URL with ADD');
       }
       if (isHttpUrl(source)) {
-        if (ins.kind !== 'add') throw fail(`COPY cannot download URLs (${source})`, 'use ADD for URLs, or download the file into the build context', 'COPY_SOURCE');
+        if (ins.kind !== 'add') throw fail(`COPY cannot download URLs (${redactUrlCredentials(source)})`, 'use ADD for URLs, or download the file into the build context', 'COPY_SOURCE');
         const d = await downloadUrl(source, tmpDir, ins.checksum, loc);
         items.push({ kind: 'download', url: source, ...d });
         continue;

@@ -30,7 +30,11 @@ export interface BuildOptions {
    * `registry.insecureRegistries`.
    */
   insecure?: boolean;
-  /** TLS, credentials and transfer options for every registry the build talks to. */
+  /**
+   * TLS, credentials and transfer options for the registries the build talks
+   * to. `credentials` (and OCISTACK_USERNAME/PASSWORD) go to the registries of
+   * `tags` only, never to a base image's; name those in `credentialsByHost`.
+   */
   registry?: RegistryOptions;
   /** Blob cache directory (default `$OCISTACK_CACHE_DIR` or `~/.cache/ocistack`). */
   cacheDir?: string;

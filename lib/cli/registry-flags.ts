@@ -2,8 +2,10 @@
  * Registry flags shared by build, push, copy, pull and login:
  * `--insecure`, `--ca-file`, `--cert-dir`, `--creds`, `--chunk-size`.
  * `--insecure` and `--creds` apply to the registries of the command's
- * targets only (the destination of a push, the tags of a build), never to
- * every registry the command talks to.
+ * targets only (the destination of a push or copy, the image pulled, the
+ * tags of a build), never to every registry the command talks to: a base
+ * image's registry gets neither. OCISTACK_USERNAME/PASSWORD have the same
+ * scope as `--creds`.
  */
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';
@@ -24,7 +26,8 @@ export const registryFlagSpecs: FlagSpec[] = [
 export const registryFlagsHelp = `      --insecure             skip TLS verification for the registries named on the command line only
       --ca-file FILE         trust the CA certificates in this PEM file (in addition to the system's)
       --cert-dir DIR         certs.d-style directory: DIR/HOST:PORT/ca.crt (and client *.cert/*.key)
-      --creds USER[:PASS]    credentials for the registries named on the command line (PASS read from stdin when missing)
+      --creds USER[:PASS]    credentials for the target registry only (the -t tags, push/copy destination, pulled image);
+                             PASS is read from stdin when missing
       --chunk-size SIZE      upload blobs larger than SIZE in chunks of SIZE (default 32m; 413 answers halve it)`;
 
 /** Parse `4m`, `64MiB`, `1g`, `1048576`. */
@@ -69,9 +72,10 @@ export async function parseCreds(spec: string, io: CliIO): Promise<Credentials> 
 
 /**
  * RegistryOptions from the parsed flags. `targets` are the command's
- * destination references (they get `--insecure` and `--creds`).
+ * references that get `--insecure`; `credsHosts` (default: the targets'
+ * registries) the hosts that get `--creds` and OCISTACK_USERNAME/PASSWORD.
  */
-export async function registryOptionsFromFlags(parsed: ParsedArgs, ctx: { targets: string[]; io: CliIO }): Promise<RegistryOptions> {
+export async function registryOptionsFromFlags(parsed: ParsedArgs, ctx: { targets: string[]; credsHosts?: string[]; io: CliIO }): Promise<RegistryOptions> {
   const hosts = [...new Set(ctx.targets.map(targetRegistry).filter((h): h is string => !!h))];
   const opts: RegistryOptions = { env: ctx.io.env };
   if (ctx.io.signal) opts.signal = ctx.io.signal;
@@ -84,10 +88,9 @@ export async function registryOptionsFromFlags(parsed: ParsedArgs, ctx: { target
   const certDir = flagString(parsed, 'cert-dir');
   if (certDir) opts.certDir = path.resolve(ctx.io.cwd, certDir);
   const creds = flagString(parsed, 'creds');
-  if (creds !== undefined) {
-    opts.credentials = await parseCreds(creds, ctx.io);
-    if (hosts.length) opts.credentialsFor = hosts;
-  }
+  if (creds !== undefined) opts.credentials = await parseCreds(creds, ctx.io);
+  // Always set, also to []: --creds and OCISTACK_USERNAME/PASSWORD go to these hosts and no others.
+  opts.credentialsFor = ctx.credsHosts ?? hosts;
   const chunk = flagString(parsed, 'chunk-size');
   if (chunk) opts.chunkSize = parseSize(chunk, 'chunk-size');
   return opts;

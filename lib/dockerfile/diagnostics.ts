@@ -3,6 +3,7 @@
  * OcistackError naming file:line(:column) and carrying a hint.
  */
 import { OcistackError, type SourceLocation } from '../errors.js';
+import { redactUrlCredentials } from '../redact.js';
 
 /** A syntax or semantic error in a Dockerfile (code `DOCKERFILE_SYNTAX`). */
 export function syntaxError(message: string, location: SourceLocation, hint?: string): OcistackError {
@@ -39,9 +40,9 @@ export function closest(word: string, candidates: string[]): string | undefined 
   return bestD <= Math.max(1, Math.ceil(w.length / 3)) ? best : undefined;
 }
 
-/** The offending instruction text for a message: first line, at most 80 characters. */
+/** The offending instruction text for a message: first line, URL userinfo masked, at most 80 characters. */
 export function excerpt(text: string): string {
-  const first = text.trim().split('\n')[0]!;
+  const first = redactUrlCredentials(text.trim().split('\n')[0]!);
   return first.length > 80 ? first.slice(0, 77) + '...' : first;
 }
 

@@ -9,6 +9,7 @@ import type { ContainerConfig, HealthConfig, ImageConfig } from '../image/types.
 import type { SourceLocation } from '../errors.js';
 import type { Dispatched, InlineFile, Instruction, ResolvedInstruction, RunMountSpec, Stage, StageState } from './types.js';
 import { joinMountFields, MountError, parseMount, splitMountFields } from './mounts.js';
+import { redactUrlCredentials } from '../redact.js';
 import { ShellLex, ShellLexError, type EnvLookup } from './lex.js';
 import { instructionError, syntaxError } from './diagnostics.js';
 import { goList, goQuoteList } from './gosyntax.js';
@@ -275,7 +276,8 @@ export function dispatch(instr: Instruction, state: StageState): Dispatched {
       if (resolved.parents) msg += ' --parents';
       if (resolved.chown) msg += ` --chown=${resolved.chown}`;
       if (resolved.chmod) msg += ` --chmod=${resolved.chmod}`;
-      for (const s of resolved.sources) msg += ` ${s}`;
+      // History never keeps an ADD URL's user:password (BuildKit's own history does; its provenance masks it).
+      for (const s of resolved.sources) msg += ` ${redactUrlCredentials(s)}`;
       for (const h of heredocs) msg += ` <<${h.name}`;
       msg += ` ${resolved.dest}`;
       return done(resolved, `${msg} # buildkit`);

@@ -11,6 +11,7 @@ import { closest, syntaxError } from './diagnostics.js';
 import { OcistackError } from '../errors.js';
 import { ShellLex, ShellLexError } from './lex.js';
 import { platformArgs, PROXY_ARGS } from './platform.js';
+import { secretNameWarnings } from './lint-secrets.js';
 
 interface DraftStage {
   from: FromSpec;
@@ -143,6 +144,8 @@ export function plan(text: string, opts: PlanOptions = {}): BuildPlan {
   if (unused.length) {
     warnings.push({ message: `One or more build-args [${unused.join(' ')}] were not consumed` });
   }
+
+  warnings.push(...secretNameWarnings(text, stages, order, ast.directives.check));
 
   return { file: ast.file, stages, target, order, globalArgs, warnings, escape, directives: ast.directives };
 }

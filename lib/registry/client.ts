@@ -175,7 +175,7 @@ export class RegistryClient {
           registry: this.registry,
           hint: credentials
             ? `check the user name and password, or run "ocistack login ${this.registry}"`
-            : `run "ocistack login ${this.registry}", pass --creds USER:PASSWORD, or set OCISTACK_USERNAME/OCISTACK_PASSWORD`,
+            : `run "ocistack login ${this.registry}"; --creds and OCISTACK_USERNAME/OCISTACK_PASSWORD count only for the image pushed, pulled or copied to, never for a base image`,
         },
       );
     }
@@ -283,7 +283,7 @@ export class RegistryClient {
       const headers: Record<string, string> = { 'User-Agent': USER_AGENT, ...spec.headers };
       if (auth && sameHost) headers.Authorization = auth;
       const res = await httpRequest(url, { method, headers, body, agent: sameHost ? this.agent : agentForOther(u, this.opts) });
-      if (process.env.OCISTACK_DEBUG_HTTP) process.stderr.write(`[http] +${Math.round(performance.now())}ms ${method} ${u.pathname}${u.search.slice(0, 40)} ${spec.headers?.['Content-Range'] ?? ''} -> ${res.status} ${res.headers.get('range') ?? ''}\n`);
+      if (process.env.OCISTACK_DEBUG_HTTP) process.stderr.write(`[http] +${Math.round(performance.now())}ms ${method} ${u.pathname}${u.search ? `?${[...new Set(u.searchParams.keys())].join('&')}` : ''} ${spec.headers?.['Content-Range'] ?? ''} -> ${res.status} ${res.headers.get('range') ?? ''}\n`);
       if (![301, 302, 303, 307, 308].includes(res.status)) return res;
       const loc = res.headers.get('location');
       if (!loc) return res;
@@ -331,7 +331,7 @@ export async function responseError(registry: string, res: Response, what: strin
   const msg = `${what}: HTTP ${res.status}${detail ? ` (${detail})` : ''}`;
   switch (res.status) {
     case 401:
-      return new OcistackError(msg, { code: 'REGISTRY_AUTH', registry, hint: `run "ocistack login ${registry}", pass --creds USER:PASSWORD, or set OCISTACK_USERNAME/OCISTACK_PASSWORD` });
+      return new OcistackError(msg, { code: 'REGISTRY_AUTH', registry, hint: `run "ocistack login ${registry}"; --creds and OCISTACK_USERNAME/OCISTACK_PASSWORD count only for the image pushed, pulled or copied to, never for a base image` });
     case 403:
       return new OcistackError(msg, { code: 'REGISTRY_DENIED', registry, hint: 'the user lacks permission on this repository; on Gitea the owner must be your user or an organisation you can write to' });
     case 404:

@@ -12,6 +12,7 @@ import { parseLayoutRef, readOciLayout, writeOciLayout } from '../image/layout.j
 import type { BlobStore } from '../image/store.js';
 import type { Descriptor, Digest } from '../image/types.js';
 import { RegistrySession } from './client.js';
+import { withCredentialScope } from './credential-scope.js';
 import { pullAll, pullImage } from './pull.js';
 import { pushImage } from './push.js';
 import { DOCKER_HUB, parseReference } from './reference.js';
@@ -89,10 +90,21 @@ function familiar(ref: string): string {
   return `${name}:${r.tag ?? 'latest'}`;
 }
 
+/**
+ * Hosts explicit credentials apply to in a copy: the destination registry
+ * (like skopeo's --dest-creds); when the destination is not a registry, the
+ * source's (a pull). Never both: the source of a registry-to-registry copy
+ * needs `credentialsByHost` (`--src-creds`).
+ */
+export function copyCredentialHosts(source: ImageLocation, destination: ImageLocation): string[] {
+  const target = destination.transport === 'docker' ? destination : source.transport === 'docker' ? source : undefined;
+  return target ? [parseReference((target as { ref: string }).ref).registry] : [];
+}
+
 /** Copy one image (or index with `all`) from source to destination. */
 export async function copyImage(opts: CopyImageOptions): Promise<CopyImageResult> {
   const cwd = opts.cwd ?? process.cwd();
-  const session = new RegistrySession(opts.registry);
+  const session = new RegistrySession(withCredentialScope(opts.registry, copyCredentialHosts(opts.source, opts.destination)));
   try {
     let descriptor: Descriptor;
     let sourceName: string | undefined;

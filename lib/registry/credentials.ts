@@ -1,8 +1,10 @@
 /**
  * Where registry credentials come from, first that applies:
- *  1. explicit credentials (API, `--creds`), for the hosts they are meant for;
- *  2. `OCISTACK_USERNAME` / `OCISTACK_PASSWORD`;
- *  3. auth files, in order `REGISTRY_AUTH_FILE`, `${XDG_RUNTIME_DIR}/containers/auth.json`,
+ *  1. `credentialsByHost[host]` (API, `--src-creds`/`--dest-creds`);
+ *  2. explicit credentials (API, `--creds`), only for the hosts in `credentialsFor`
+ *     (the operation's targets, see credential-scope.ts);
+ *  3. `OCISTACK_USERNAME` / `OCISTACK_PASSWORD`, with the same scope as 2;
+ *  4. auth files, in order `REGISTRY_AUTH_FILE`, `${XDG_RUNTIME_DIR}/containers/auth.json`,
  *     `${DOCKER_CONFIG:-~/.docker}/config.json`; in each, `credHelpers[host]`,
  *     then `auths[host].auth`, then `credsStore` (`docker-credential-<name>`).
  * The result names its source so verbose output can say where credentials
@@ -16,7 +18,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { OcistackError } from '../errors.js';
 import { DOCKER_HUB } from './reference.js';
-import { hostListed } from './tls.js';
+import { credentialsForHost, inCredentialScope } from './credential-scope.js';
 import type { Credentials, RegistryOptions } from './types.js';
 
 export interface ResolvedCredentials {
@@ -130,10 +132,15 @@ async function helperGet(helper: string, registry: string, env: NodeJS.ProcessEn
 /** Find the credentials for one registry host. */
 export async function resolveCredentials(registry: string, opts: RegistryOptions = {}): Promise<ResolvedCredentials> {
   const env = opts.env ?? process.env;
-  if (opts.credentials && (!opts.credentialsFor?.length || hostListed(opts.credentialsFor, registry))) {
+  const named = credentialsForHost(opts, registry);
+  if (named) return { credentials: named, source: 'credentialsByHost' };
+  // Credentials without a host of their own go to the operation's targets only,
+  // never to a base image's registry (a password for Gitea must not reach docker.io).
+  const target = inCredentialScope(opts, registry);
+  if (opts.credentials && target) {
     return { credentials: opts.credentials, source: '--creds' };
   }
-  if (env.OCISTACK_USERNAME && env.OCISTACK_PASSWORD !== undefined) {
+  if (target && env.OCISTACK_USERNAME && env.OCISTACK_PASSWORD !== undefined) {
     return { credentials: { username: env.OCISTACK_USERNAME, password: env.OCISTACK_PASSWORD }, source: 'OCISTACK_USERNAME/OCISTACK_PASSWORD' };
   }
   for (const file of authFilePaths(env)) {

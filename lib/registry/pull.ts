@@ -13,6 +13,7 @@ import { fetchManifest, isIndexMediaType } from './manifest.js';
 import { formatPlatform, hostPlatform, parsePlatform, selectManifest } from './platform.js';
 import { parseReference, type ImageReference } from './reference.js';
 import type { RegistryOptions } from './types.js';
+import { withCredentialScope } from './credential-scope.js';
 
 export interface PullImageOptions {
   /** Image reference, e.g. `gitea.cnoe.localtest.me:8443/giteaadmin/app:1`. */
@@ -45,7 +46,8 @@ export interface PullImageResult {
  */
 export async function pullImage(opts: PullImageOptions): Promise<PullImageResult> {
   const ref = parseReference(opts.ref);
-  const session = opts.session ?? new RegistrySession(opts.registry);
+  // The image being pulled is the target: explicit credentials are for its registry.
+  const session = opts.session ?? new RegistrySession(withCredentialScope(opts.registry, [ref.registry]));
   try {
     const client = session.client(ref.registry);
     const want: Platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
@@ -107,7 +109,8 @@ export async function pullManifestBlobs(
  */
 export async function pullAll(opts: { ref: string; store: BlobStore; registry?: RegistryOptions; session?: RegistrySession }): Promise<{ ref: ImageReference; descriptor: Descriptor }> {
   const ref = parseReference(opts.ref);
-  const session = opts.session ?? new RegistrySession(opts.registry);
+  // The image being pulled is the target: explicit credentials are for its registry.
+  const session = opts.session ?? new RegistrySession(withCredentialScope(opts.registry, [ref.registry]));
   try {
     const client = session.client(ref.registry);
     const top = await fetchManifest(client, ref.repository, ref.digest ?? ref.tag!);

@@ -12,6 +12,7 @@ import { sha256 } from '../image/digest.js';
 import type { BlobStore } from '../image/store.js';
 import type { Descriptor, Digest, ImageIndex, ImageManifest } from '../image/types.js';
 import { DEFAULT_CHUNK_SIZE, pushBlob, type BlobPushContext } from './blob-push.js';
+import { withCredentialScope } from './credential-scope.js';
 import { RegistrySession, responseError, type RegistryClient } from './client.js';
 import { classifyManifest } from './manifest.js';
 import { parseReference, type ImageReference } from './reference.js';
@@ -109,7 +110,8 @@ export async function pushImage(opts: PushImageOptions): Promise<PushImageResult
   }
   const root = await loadNode(opts.store, opts.manifest);
   const blobs = [...allBlobs(root).values()];
-  const session = opts.session ?? new RegistrySession(opts.registry);
+  // Explicit credentials are for the destinations' registries.
+  const session = opts.session ?? new RegistrySession(withCredentialScope(opts.registry, refs.map((r) => r.registry)));
   const chunk = { size: opts.registry?.chunkSize ?? DEFAULT_CHUNK_SIZE };
   const signal = opts.registry?.signal ?? session.options.signal;
   const pushed: string[] = [];

@@ -19,11 +19,26 @@ export interface RegistryOptions {
   /** certs.d-style directory: `<dir>/<host:port>/{ca.crt,*.crt}`. */
   certDir?: string;
   /**
-   * Explicit credentials (`--creds`). Applied to `credentialsFor` hosts, or to
-   * every registry of the call when that is not set.
+   * Explicit credentials (`--creds`). Sent only to the hosts in
+   * `credentialsFor`, as are `OCISTACK_USERNAME`/`OCISTACK_PASSWORD`. Never to
+   * a base image's registry or an ADD URL's host.
    */
   credentials?: Credentials;
+  /**
+   * Hosts (`host:port` as in references, `docker.io`; `*` for all) that
+   * `credentials` and `OCISTACK_USERNAME`/`OCISTACK_PASSWORD` apply to. When
+   * unset, each operation sets it to its targets: `build()` the hosts of its
+   * tags (none without tags), `pushImage` its tags' hosts, `pullImage` the
+   * pulled reference's host, `copyImage` the destination's registry (the
+   * source's when the destination is not a registry). `[]` means no host.
+   */
   credentialsFor?: string[];
+  /**
+   * Credentials per registry host, e.g. `{ 'localhost:5000': { username, password } }`,
+   * for any registry of the call (base images included). They win over
+   * `credentials`, the environment and auth files for their host.
+   */
+  credentialsByHost?: Record<string, Credentials>;
   /** Environment to read OCISTACK_USERNAME/PASSWORD, REGISTRY_AUTH_FILE, HOME... (default process.env). */
   env?: NodeJS.ProcessEnv;
   /** Chunk size for chunked blob uploads, bytes. */

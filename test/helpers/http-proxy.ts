@@ -38,6 +38,8 @@ export interface HttpProxyOptions {
   redirectBlobs?: boolean;
   /** Authorization the redirect listener adds upstream (like a pre-signed URL would carry its own). */
   upstreamAuthorization?: string;
+  /** Query string (without `?`) the blob redirects carry, like a pre-signed storage URL's signature. */
+  redirectQuery?: string;
   /**
    * Answer the n-th request with this method (1-based) with 401 and the last
    * challenge the registry sent, as a registry does when a token expired or
@@ -140,7 +142,7 @@ export async function startHttpProxy(opts: HttpProxyOptions): Promise<HttpProxy>
     if (listener === 'main' && opts.redirectBlobs && req.method === 'GET' && BLOB_GET.test(req.url ?? '')) {
       entry.status = 307;
       req.resume();
-      res.writeHead(307, { Location: `http://127.0.0.1:${redirectPort}${req.url}` });
+      res.writeHead(307, { Location: `http://127.0.0.1:${redirectPort}${req.url}${opts.redirectQuery ? `?${opts.redirectQuery}` : ''}` });
       res.end();
       return;
     }

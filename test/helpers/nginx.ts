@@ -29,6 +29,12 @@ export interface ProxyOptions {
   faults?: ProxyFault[];
   /** nginx `limit_rate` for responses, e.g. `'512k'`, to make downloads slow. */
   limitRate?: string;
+  /**
+   * Write each request's Authorization header into access.log as
+   * `auth="<value>"` (`auth="-"` when absent), to check which credentials
+   * reached this host. Test secrets only.
+   */
+  logAuthorization?: boolean;
 }
 
 export interface NginxProxyConfig extends ProxyOptions {
@@ -100,7 +106,8 @@ pid ${join(cfg.dir, 'nginx.pid')};
 error_log ${join(cfg.dir, 'error.log')} info;
 events { worker_connections 512; }
 http {
-  access_log ${join(cfg.dir, 'access.log')};
+${cfg.logAuthorization ? `  log_format with_auth '$remote_addr "$request_method $uri" $status auth="$http_authorization"';
+  access_log ${join(cfg.dir, 'access.log')} with_auth;` : `  access_log ${join(cfg.dir, 'access.log')};`}
   client_body_temp_path ${join(cfg.dir, 'tmp', 'client_body')};
   proxy_temp_path ${join(cfg.dir, 'tmp', 'proxy')};
   fastcgi_temp_path ${join(cfg.dir, 'tmp', 'fastcgi')};

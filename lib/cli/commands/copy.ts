@@ -6,9 +6,11 @@
 import { UsageError } from '../../errors.js';
 import { BlobStore } from '../../image/store.js';
 import { progressFromFlags } from '../progress-flag.js';
-import { copyImage, formatLocation, parseLocation } from '../../registry/copy.js';
-import { flagBool, flagString, parseArgs, type FlagSpec } from '../args.js';
-import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
+import { copyCredentialHosts, copyImage, formatLocation, parseLocation, type ImageLocation } from '../../registry/copy.js';
+import { parseReference } from '../../registry/reference.js';
+import type { Credentials } from '../../registry/types.js';
+import { flagBool, flagString, parseArgs, type FlagSpec, type ParsedArgs } from '../args.js';
+import { parseCreds, registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
 import type { CliCommand, CliIO } from '../types.js';
 
 export const copyFlagSpecs: FlagSpec[] = [
@@ -17,6 +19,8 @@ export const copyFlagSpecs: FlagSpec[] = [
   { name: 'all', short: 'a', type: 'boolean' },
   { name: 'cache-dir', type: 'string' },
   { name: 'digest-file', type: 'string' },
+  { name: 'src-creds', type: 'string' },
+  { name: 'dest-creds', type: 'string' },
   ...registryFlagSpecs,
 ];
 
@@ -25,6 +29,8 @@ export const copyFlagsHelp = `      --progress MODE        auto, plain, json or 
   -a, --all                  copy a multi-platform index with every platform
       --cache-dir DIR        blob cache (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)
       --digest-file FILE     write the manifest digest (sha256:...) to FILE
+      --src-creds USER[:PASS]  credentials for the source registry only (as skopeo's)
+      --dest-creds USER[:PASS] credentials for the destination registry only (--creds means the same here)
 ${registryFlagsHelp}
   -h, --help                 show this help`;
 
@@ -42,6 +48,27 @@ ${copyFlagsHelp}
 Exit status: 0 copied, 1 failed, 2 usage error.
 `;
 
+/**
+ * `--src-creds` / `--dest-creds` (skopeo's flags) as per-host credentials:
+ * each goes to its own side's registry and nowhere else.
+ */
+async function sideCredentials(p: ParsedArgs, source: ImageLocation, destination: ImageLocation, io: CliIO): Promise<Record<string, Credentials> | undefined> {
+  const out: Record<string, Credentials> = {};
+  const sides = [['src-creds', source], ['dest-creds', destination]] as const;
+  for (const [flag, loc] of sides) {
+    const spec = flagString(p, flag);
+    if (spec === undefined) continue;
+    if (loc.transport !== 'docker') throw new UsageError(`--${flag} needs a docker:// ${flag === 'src-creds' ? 'source' : 'destination'}`, `drop --${flag}`);
+    const host = parseReference(loc.ref).registry;
+    if (out[host]) throw new UsageError(`--src-creds and --dest-creds both name ${host}`, 'source and destination are on the same registry: pass its credentials once with --creds');
+    out[host] = await parseCreds(spec, io);
+  }
+  if (flagString(p, 'dest-creds') !== undefined && flagString(p, 'creds') !== undefined) {
+    throw new UsageError('--creds and --dest-creds both give the destination credentials', 'pass one of them');
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
 /** Shared by copy and push: parse, copy, print. */
 export async function runCopy(argv: string[], io: CliIO, name: 'copy' | 'push', defaultDest?: 'docker'): Promise<number> {
   const p = parseArgs(argv, copyFlagSpecs, name);
@@ -54,9 +81,12 @@ export async function runCopy(argv: string[], io: CliIO, name: 'copy' | 'push', 
   const source = parseLocation(p.positionals[0]!, name === 'push' ? 'local' : undefined);
   const destination = parseLocation(p.positionals[1]!, defaultDest);
   const onProgress = progressFromFlags(p, io);
-  // --insecure/--creds apply to the registries named on this command line.
+  // --insecure applies to the registries named on this command line; --creds
+  // to the destination registry (the source's when the destination is no registry).
   const targets = [source, destination].filter((l) => l.transport === 'docker').map((l) => (l as { ref: string }).ref);
-  const registry = await registryOptionsFromFlags(p, { targets, io });
+  const registry = await registryOptionsFromFlags(p, { targets, credsHosts: copyCredentialHosts(source, destination), io });
+  const byHost = await sideCredentials(p, source, destination, io);
+  if (byHost) registry.credentialsByHost = byHost;
   const cacheDir = flagString(p, 'cache-dir');
   const store = new BlobStore(cacheDir ? (await import('node:path')).resolve(io.cwd, cacheDir) : undefined, { signal: io.signal });
   const r = await copyImage({

@@ -9,6 +9,7 @@ import { plan, parseDockerfile, dumpAst } from '../../dockerfile/index.js';
 import type { BuildPlan, Instruction, Stage } from '../../dockerfile/types.js';
 import { flagList, flagString, parseArgs, parseKeyValues, type FlagSpec } from '../args.js';
 import type { CliCommand, CliIO } from '../types.js';
+import { redactUrlCredentials } from '../../redact.js';
 
 const specs: FlagSpec[] = [
   { name: 'file', short: 'f', type: 'string' },
@@ -108,6 +109,6 @@ export function renderPlan(p: BuildPlan): string {
 }
 
 function describe(ins: Instruction): string {
-  const first = ins.original.split('\n')[0]!;
+  const first = redactUrlCredentials(ins.original.split('\n')[0]!);
   return first.length > 100 ? first.slice(0, 97) + '...' : first;
 }
