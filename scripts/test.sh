@@ -121,6 +121,8 @@ workdir=$(mktemp -d "${TMPDIR:-/tmp}/ocistack-test-run.XXXXXX")
 logdir="$workdir/logs"
 mkdir -p "$logdir"
 if [ -z "${OCISTACK_KEEP_TMP:-}" ]; then trap 'rm -rf "$workdir"' EXIT; fi
+# --- layer audit (layers helper): keep every layer the tests write, see scripts/layer-audit.sh
+source scripts/layer-audit.sh
 
 mapfile -t files < <(find dist/test -name '*.test.js' -type f 2>/dev/null | LC_ALL=C sort)
 if [ -n "${OCISTACK_TEST_FILTER:-}" ]; then
@@ -219,6 +221,8 @@ while [ "$next" -lt ${#files[@]} ] || [ ${#running[@]} -gt 0 ]; do
   unset "running[$done_pid]"
   finish_file "$i" "$done_pid" "$code"
 done
+
+layer_audit_run # --- layer audit (layers helper)
 
 section "summary"
 if [ -n "${OCISTACK_KEEP_TMP:-}" ]; then say "logs and temp files kept in $workdir"; fi

@@ -174,6 +174,13 @@ test('non-ASCII names go through PAX path (UTF-8), as Go writes them', async () 
   assert.is(fs.readFileSync(path.join(rootfs, 'café', 'ß'), 'utf8'), 'u');
 });
 
+test('times before 1970 are stored as 0 (GNU tar warns on them)', async () => {
+  const store = fresh();
+  const r = await writeLayer([f('/old', 'o', { mtime: -5 })], { store });
+  const dir = gnuExtract(store, r);
+  assert.is(fs.statSync(path.join(dir, 'old')).mtimeMs, 0);
+});
+
 test('device nodes and FIFOs are written with their type and numbers', async () => {
   const store = fresh();
   const r = await writeLayer(

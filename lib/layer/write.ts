@@ -112,7 +112,8 @@ export function orderEntries(entries: LayerEntry[]): LayerEntry[] {
 }
 
 function headerFor(e: LayerEntry, sde: number | undefined): TarHeader {
-  const mtime = sde !== undefined && e.mtime > sde ? sde : Math.floor(e.mtime);
+  // Times before 1970 are stored as 0: GNU tar warns on every such member ("implausibly old time stamp").
+  const mtime = Math.max(0, sde !== undefined && e.mtime > sde ? sde : Math.floor(e.mtime));
   const base = { name: tarName(e), mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime, size: 0, xattrs: e.xattrs };
   switch (e.type) {
     case 'file':
