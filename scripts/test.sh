@@ -170,6 +170,8 @@ jobs=${OCISTACK_TEST_JOBS:-2}
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/ocistack-test-run.XXXXXX")
 logdir="$workdir/logs"
 mkdir -p "$logdir"
+# --- layer audit (layers helper): keep every layer the tests write, see scripts/layer-audit.sh
+source scripts/layer-audit.sh
 
 mapfile -t files < <(find dist/test -name '*.test.js' -type f 2>/dev/null | LC_ALL=C sort)
 if [ -n "${OCISTACK_TEST_FILTER:-}" ]; then
@@ -282,6 +284,7 @@ while [ "$next" -lt ${#files[@]} ] || [ ${#running[@]} -gt 0 ]; do
   finish_file "$i" "$done_pid" "$code"
 done
 
+layer_audit_run
 print_summary
 if [ "$failed" -gt 0 ] || [ "$passed" -eq 0 ]; then
   exit 1

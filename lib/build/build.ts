@@ -245,7 +245,7 @@ async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: 
       const fs = await stageFs(s, result);
       const entries = await workdirLayerEntries(fs, r.path, cfg.config?.User, s.epoch ?? Math.floor(Date.now() / 1000), d.location);
       if (entries.length) {
-        await pushLayer(result, await writeLayer(entries, { store: s.store, sourceDateEpoch: s.epoch }), history);
+        await pushLayer(result, await writeLayer(entries, { store: s.store, sourceDateEpoch: s.epoch, location: d.location }), history);
       } else {
         addHistory(cfg, { ...history, empty_layer: true });
       }

@@ -1,19 +1,18 @@
 /**
  * What ADD does beyond COPY: unpack local tar archives (plain, gzip, bzip2,
- * xz) and download http(s) URLs (with `--checksum`). Git URLs are refused
- * with a clear error for now.
+ * xz) keeping every member (lib/layer/tar-reader.ts), and download http(s)
+ * URLs (with `--checksum`). Git URLs are refused with a clear error for now.
  */
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { Parser, type ReadEntry } from 'tar';
+import { pipeline as pipelineAsync } from 'node:stream/promises';
+import { pipeline } from 'node:stream';
 import { OcistackError, type SourceLocation } from '../errors.js';
 import { decompressFile, detectCompression, looksLikeTar, readHead } from '../layer/decompress.js';
-import { indexEntryOf } from '../layer/layer-index.js';
-import { PaxXattrTracker } from '../layer/pax.js';
+import { readTar } from '../layer/tar-reader.js';
 import type { SourceStat } from './copy-source.js';
 import { redactUrlCredentials } from '../redact.js';
 
@@ -115,7 +114,7 @@ export async function downloadUrl(rawUrl: string, tmpDir: string, checksum: stri
       cb(null, chunk);
     },
   });
-  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), counter, createWriteStream(file, { mode: 0o600 }));
+  await pipelineAsync(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), counter, createWriteStream(file, { mode: 0o600 }));
   const got = `sha256:${hash.digest('hex')}`;
   if (checksum !== undefined && got !== checksum) {
     await fsp.rm(file, { force: true });
@@ -134,12 +133,13 @@ export async function downloadUrl(rawUrl: string, tmpDir: string, checksum: stri
 
 /** One entry of an unpacked archive, relative to the archive root. */
 export interface ArchiveEntry {
+  /** Path below the destination, normalised ('' for the archive's root directory). */
   rel: string;
   stat: SourceStat;
   /** Extracted bytes (files). */
   file?: string;
-  /** Hard link: rel of the entry it links to. */
-  hardlinkTo?: string;
+  /** Device nodes and FIFOs (stat.type is 'other'). */
+  special?: { type: 'char' | 'block' | 'fifo'; devmajor: number; devminor: number };
 }
 
 class NotATar extends Error {}
@@ -163,50 +163,95 @@ class TarSniffer extends Transform {
 }
 
 /**
+ * A member's path below the destination: `./a//b/` -> `a/b`. A name that
+ * climbs above the destination with `..` is refused, as Docker refuses it
+ * ("breakout"), instead of landing somewhere else.
+ */
+function memberRel(name: string, fail: (m: string, h: string) => OcistackError): string {
+  const out: string[] = [];
+  for (const part of name.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (out.length === 0) throw fail(`archive member "${name}" points outside the destination directory`, 'rebuild the archive with paths relative to its root (no leading ..)');
+      out.pop();
+    } else out.push(part);
+  }
+  return out.join('/');
+}
+
+/**
  * If `file` is a tar archive (maybe compressed), unpack it into `tmpDir` and
- * return its entries; otherwise undefined (ADD then copies the file as is).
+ * return its entries in archive order (a name given twice appears twice:
+ * the later one wins, as when extracting); otherwise undefined (ADD then
+ * copies the file as is). Every member is kept: sparse files are expanded,
+ * devices and FIFOs kept as entries, hard links share their target's
+ * identity; what cannot be kept is an error naming the member.
  */
 export async function readArchive(file: string, displayName: string, tmpDir: string, location: SourceLocation): Promise<ArchiveEntry[] | undefined> {
   const compression = detectCompression(await readHead(file, 8));
   if (compression === 'none' && !looksLikeTar(await readHead(file, 512))) return undefined;
-  const entries = new Map<string, ArchiveEntry>();
-  const pending: Promise<void>[] = [];
+  const fail = (message: string, hint: string): OcistackError => new OcistackError(`${displayName}: ${message}`, { code: 'ADD_ARCHIVE', location, hint });
+  const out: ArchiveEntry[] = [];
+  /** Latest entry of each path, for hard links (which must name an earlier member). */
+  const byRel = new Map<string, ArchiveEntry>();
   let n = 0;
-  // node-tar drops xattr PAX records; the tracker reads them on the way in.
-  const pax = new PaxXattrTracker();
-  const parser = new Parser({
-    strict: true,
-    onReadEntry: (entry: ReadEntry) => {
-      const ie = indexEntryOf(entry, pax.take(entry));
-      const rel = ie.path.slice(1);
-      if (rel === '' || ie.type === 'other' || ie.type === 'whiteout' || ie.type === 'opaque') {
-        entry.resume();
-        return;
-      }
-      const stat: SourceStat = { type: ie.type === 'hardlink' ? 'file' : ie.type, mode: ie.mode, uid: ie.uid, gid: ie.gid, size: ie.size, mtime: ie.mtime, inode: `archive:${rel}`, nlink: 1 };
-      if (ie.type === 'symlink') stat.linkTarget = ie.linkTarget;
-      if (ie.xattrs) stat.xattrs = ie.xattrs;
-      const ae: ArchiveEntry = { rel, stat };
-      if (ie.type === 'hardlink') {
-        ae.hardlinkTo = ie.linkTarget!.slice(1);
-        entry.resume();
-      } else if (ie.type === 'file') {
-        const out = path.join(tmpDir, `a${n++}`);
-        ae.file = out;
-        pending.push(pipeline(entry as unknown as NodeJS.ReadableStream, createWriteStream(out)));
-      } else entry.resume();
-      entries.set(rel, ae);
-    },
-  });
+  // Errors of the decompressor or sniffer destroy `bytes`, which ends the reader with them.
+  const bytes = pipeline(decompressFile(file, compression, displayName), new TarSniffer(), () => undefined);
   try {
-    await pipeline(
-      decompressFile(file, compression, displayName),
-      new TarSniffer(),
-      pax.stream(),
-      parser as unknown as NodeJS.WritableStream,
-    );
-    await Promise.all(pending);
+    for await (const m of readTar(bytes)) {
+      const rel = memberRel(m.name, fail);
+      const shown = JSON.stringify(m.name);
+      const base = rel.slice(rel.lastIndexOf('/') + 1);
+      if (base.startsWith('.wh.')) {
+        throw fail(`archive member ${shown} has an OCI whiteout name, which a layer cannot hold as a file`, 'rename the file in the archive (names starting with .wh. mark deletions in image layers)');
+      }
+      if (m.type === 'other') {
+        throw fail(`archive member ${shown} has tar type '${m.typeflag}', which ADD cannot unpack`, 'rebuild the archive with regular files, directories, links, devices or FIFOs only');
+      }
+      if (rel === '' && m.type !== 'dir') throw fail(`archive member ${shown} has no name`, 'rebuild the archive; every member but the root directory needs a name');
+      const stat: SourceStat = { type: 'other', mode: m.mode, uid: m.uid, gid: m.gid, size: 0, mtime: m.mtime, inode: `archive:${n}`, nlink: 1 };
+      if (m.xattrs) stat.xattrs = m.xattrs;
+      let ae: ArchiveEntry;
+      switch (m.type) {
+        case 'file': {
+          const dest = path.join(tmpDir, `a${n}`);
+          await m.extract(dest);
+          ae = { rel, stat: { ...stat, type: 'file', size: m.size }, file: dest };
+          break;
+        }
+        case 'dir':
+          ae = { rel, stat: { ...stat, type: 'dir' } };
+          break;
+        case 'symlink':
+          if (m.linkname === '') throw fail(`archive member ${shown} is a symlink with an empty target`, 'fix the symlink in the archive');
+          ae = { rel, stat: { ...stat, type: 'symlink', linkTarget: m.linkname } };
+          break;
+        case 'char':
+        case 'block':
+        case 'fifo':
+          ae = { rel, stat, special: { type: m.type, devmajor: m.devmajor, devminor: m.devminor } };
+          break;
+        case 'hardlink': {
+          const targetRel = memberRel(m.linkname, () => fail(`hard link ${shown} points to "${m.linkname}", outside the archive`, 'hard links in an archive must name an earlier member'));
+          const t = byRel.get(targetRel);
+          if (!t) throw fail(`hard link ${shown} points to "${m.linkname}", which is not an earlier member of the archive`, 'rebuild the archive so that each hard link follows the file it links to');
+          if (t.stat.type === 'dir') throw fail(`hard link ${shown} points to the directory "${m.linkname}"`, 'directories cannot be hard-linked; rebuild the archive');
+          if (t.stat.type === 'file') {
+            // Same bytes and identity: the layer gets one file and a hard link to it.
+            t.stat.nlink = 2;
+            ae = { rel, stat: t.stat, file: t.file };
+          } else ae = { ...t, rel, stat: { ...t.stat, inode: `archive:${n}` } }; // a link to a symlink or device: an equal entry
+          break;
+        }
+        default:
+          throw fail(`archive member ${shown} has tar type '${m.typeflag}', which ADD cannot unpack`, 'rebuild the archive with regular files, directories, links, devices or FIFOs only');
+      }
+      n++;
+      out.push(ae);
+      byRel.set(rel, ae);
+    }
   } catch (e) {
+    bytes.destroy();
     if (e instanceof NotATar) return undefined;
     if (e instanceof OcistackError) throw new OcistackError(e.message, { code: e.code, hint: e.hint, location, cause: e });
     throw new OcistackError(`cannot unpack ${displayName}: ${(e as Error).message}`, {
@@ -216,15 +261,5 @@ export async function readArchive(file: string, displayName: string, tmpDir: str
       cause: e,
     });
   }
-  // Hard links share the bytes (and identity) of their target.
-  for (const e of entries.values()) {
-    if (!e.hardlinkTo) continue;
-    const t = entries.get(e.hardlinkTo);
-    if (t?.file) {
-      e.file = t.file;
-      e.stat = { ...t.stat };
-      t.stat.nlink = e.stat.nlink = 2;
-    } else entries.delete(e.rel);
-  }
-  return [...entries.values()];
+  return out;
 }

@@ -22,6 +22,7 @@ import type { BlobStore } from '../image/store.js';
 import { ImageFs, type ImageNode } from '../layer/image-fs.js';
 import type { LayerEntry, LayerResult } from '../layer/types.js';
 import { writeLayer } from '../layer/write.js';
+import { resolveInRootSync } from '../scoped-path.js';
 import type { ProgressListener } from '../progress/events.js';
 import { downloadUrl, isGitUrl, isHttpUrl, readArchive } from './copy-add.js';
 import { redactUrlCredentials } from '../redact.js';
@@ -144,6 +145,44 @@ class LayerPlan {
   /** Resolve a destination through the stage's symlinks (parents always, the last component when `followFinal`). */
   resolve(p: string, followFinal: boolean): string {
     return this.target.resolve(p, followFinal);
+  }
+
+  /**
+   * Where archive member `rel` lands when the archive is unpacked into the
+   * directory `dir`: symlinks that earlier members made (and those already
+   * in the image below `dir`) are followed with `dir` as the root, as
+   * Docker's and Buildah's unpackers do (they chroot into the destination).
+   * So `d/x` after `d -> /real` lands at `<dir>/real/x`, and
+   * `d -> ../../../etc` never leads out of `dir`.
+   */
+  resolveMember(dir: string, rel: string, followFinal: boolean): string {
+    const inDir = resolveInRootSync(rel, followFinal, (r) => {
+      const at = posixJoin(dir, r);
+      const planned = this.entries.get(at);
+      if (planned) return planned.type === 'symlink' ? planned.linkTarget : undefined;
+      const node = this.target.lstat(at);
+      return node?.type === 'symlink' ? node.linkTarget : undefined;
+    });
+    return inDir === '' ? dir : posixJoin(dir, inDir);
+  }
+
+  /** A device node or FIFO from an archive at `dest` (already resolved). */
+  addSpecial(stat: SourceStat, special: { type: 'char' | 'block' | 'fifo'; devmajor: number; devminor: number }, dest: string): void {
+    if (dest === '/') throw this.fail('cannot unpack a device or FIFO onto the root directory', 'fix the archive', 'COPY_DEST');
+    this.ensureDir(parentOf(dest));
+    const existing = this.target.lstat(dest);
+    if (existing?.type === 'dir' && !this.entries.has(dest)) throw this.fail(`cannot unpack ${special.type === 'fifo' ? 'a FIFO' : 'a device'} over directory ${dest}`, 'remove the directory first, or unpack elsewhere', 'COPY_DEST');
+    const owner = this.owner ?? { uid: stat.uid, gid: stat.gid };
+    this.entries.set(dest, {
+      path: dest,
+      type: special.type,
+      mode: this.chmod ? this.chmod(stat.mode, false) : stat.mode,
+      uid: owner.uid,
+      gid: owner.gid,
+      mtime: stat.mtime,
+      ...(special.type === 'fifo' ? {} : { devmajor: special.devmajor, devminor: special.devminor }),
+      ...keptXattrs(stat.xattrs),
+    });
   }
 
   /** Add one source entry at `dest` (already resolved). */
@@ -292,7 +331,12 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
           const dir = plan.resolve(baseDest, true);
           plan.ensureDir(dir);
           for (const ae of archive) {
-            const dest = plan.resolve(posixJoin(dir, ae.rel), ae.stat.type === 'dir');
+            // Member after member, through the symlinks earlier members made (within the destination).
+            const dest = plan.resolveMember(dir, ae.rel, ae.stat.type === 'dir');
+            if (ae.special) {
+              plan.addSpecial(ae.stat, ae.special, dest);
+              continue;
+            }
             const archiveSrc = archiveSourceFs(ae.file);
             // Archive members keep their own owners unless --chown says otherwise.
             plan.add(archiveSrc, ae.rel, ae.stat, dest);

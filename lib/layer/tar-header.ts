@@ -3,12 +3,17 @@
  * USTAR when a header fits, with a PAX extended header in front for what
  * does not (long or non-ASCII names and link targets, big sizes or ids,
  * timestamps out of range, xattrs). uname/gname stay empty and device
- * numbers zero, so output depends only on the entry.
+ * numbers are zero except on device entries, so output depends only on the
+ * entry. What no reader could take back unchanged is refused with a typed
+ * error instead: an empty name, a NUL in a name or link target, ids beyond
+ * 32 bits, device numbers beyond the 7 octal digits of their field.
  */
+import { layerEntryError, showPath } from './entry-path.js';
 
 export const BLOCK = 512;
 
-export type TarType = '0' | '1' | '2' | '5' | 'x';
+/** Regular file, hard link, symlink, character device, block device, directory, FIFO, PAX header. */
+export type TarType = '0' | '1' | '2' | '3' | '4' | '5' | '6' | 'x';
 
 export interface TarHeader {
   /** Name as stored (`usr/bin/x`, `usr/bin/` for directories). */
@@ -20,6 +25,9 @@ export interface TarHeader {
   size: number;
   mtime: number;
   linkname?: string;
+  /** Character and block devices ('3', '4'). */
+  devmajor?: number;
+  devminor?: number;
   /** name -> value as a byte string: one char per byte (latin1), see LayerEntry.xattrs. */
   xattrs?: Record<string, string>;
 }
@@ -32,6 +40,8 @@ function byteString(value: string, key: string): string {
 
 const MAX_OCTAL_8 = 0o7777777; // 7 digits in an 8-byte field
 const MAX_OCTAL_12 = 0o77777777777; // 11 digits in a 12-byte field
+/** uid/gid above this are refused: Linux ids are 32 bits, and (uid_t)-1 = 2^32-1 means "no id" (chown leaves the owner unchanged). */
+const MAX_ID = 0xfffffffe;
 
 function isAscii(s: string): boolean {
   return /^[\x00-\x7f]*$/.test(s);
@@ -48,8 +58,10 @@ function writeOctal(buf: Buffer, offset: number, length: number, value: number):
 
 /** Split a long name into USTAR prefix + name at a slash, if possible. */
 function splitUstarName(name: string): { prefix: string; name: string } | undefined {
-  if (Buffer.byteLength(name) <= 100) return { prefix: '', name };
+  // Non-ASCII names always go through PAX `path` (UTF-8 by definition), as Go's
+  // archive/tar writes them: USTAR fields have no encoding.
   if (!isAscii(name)) return undefined;
+  if (name.length <= 100) return { prefix: '', name };
   // Directory names end with '/', which must stay in the name part.
   for (let i = name.length - 1; i > 0; i--) {
     if (name[i] !== '/') continue;
@@ -87,8 +99,8 @@ function ustarBlock(h: TarHeader, name: { prefix: string; name: string }, linkna
   buf.write('ustar\0', 257, 6, 'ascii');
   buf.write('00', 263, 2, 'ascii');
   // uname (265, 32) and gname (297, 32) stay empty on purpose.
-  writeOctal(buf, 329, 8, 0);
-  writeOctal(buf, 337, 8, 0);
+  writeOctal(buf, 329, 8, h.devmajor ?? 0);
+  writeOctal(buf, 337, 8, h.devminor ?? 0);
   writeString(buf, 345, 155, name.prefix);
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += buf[i]!;
@@ -105,6 +117,7 @@ function pad(size: number): number {
  * Returns the bytes to write before the entry's content.
  */
 export function encodeHeader(h: TarHeader): Buffer {
+  checkHeader(h);
   // [key, value, value is a byte string]
   const records: [string, string, boolean][] = [];
   let name = splitUstarName(h.name);
@@ -141,6 +154,27 @@ export function encodeHeader(h: TarHeader): Buffer {
     '',
   );
   return Buffer.concat([paxHeader, paxBody, Buffer.alloc(pad(paxBody.length)), main]);
+}
+
+/** Refuse what tar cannot carry faithfully (see the file header). */
+export function checkHeader(h: TarHeader): void {
+  if (h.name === '' || h.name === '/') throw layerEntryError('layer entry has an empty name', 'only the root directory has no name, and it is never written as an entry');
+  if (h.name.includes('\0')) throw layerEntryError(`layer entry ${showPath(h.name)} contains a NUL byte`, 'file names cannot contain NUL; rename the file');
+  if (h.linkname?.includes('\0')) throw layerEntryError(`link target of ${showPath(h.name)} contains a NUL byte`, 'link targets cannot contain NUL; fix the link');
+  for (const [key, value] of [['uid', h.uid], ['gid', h.gid]] as const) {
+    if (!Number.isInteger(value) || value < 0 || value > MAX_ID) {
+      throw layerEntryError(`${key} ${value} of ${showPath(h.name)} is not a 32-bit id`, `use a ${key} from 0 to ${MAX_ID}`);
+    }
+  }
+  if (!Number.isInteger(h.size) || h.size < 0) throw layerEntryError(`size ${h.size} of ${showPath(h.name)} is not a byte count`, 'this is a bug in the caller of writeLayer: give files their size in bytes');
+  for (const [key, value] of [['major', h.devmajor], ['minor', h.devminor]] as const) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 0 || value > MAX_OCTAL_8)) {
+      throw layerEntryError(`device ${key} ${value} of ${showPath(h.name)} does not fit a tar header`, `device numbers go from 0 to ${MAX_OCTAL_8}`);
+    }
+  }
+  for (const key of Object.keys(h.xattrs ?? {})) {
+    if (key === '' || key.includes('\0') || key.includes('=')) throw layerEntryError(`xattr name ${showPath(key)} of ${showPath(h.name)} cannot be stored`, 'xattr names are non-empty and contain neither NUL nor =');
+  }
 }
 
 function baseName(n: string): string {

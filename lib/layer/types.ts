@@ -21,15 +21,23 @@ export interface FileMeta {
 /**
  * One entry to write into a layer tar. Paths are absolute in the image
  * (`/usr/bin/x`), without trailing slash; the writer stores them as
- * `usr/bin/x` (and `usr/bin/` for directories) as Docker does.
+ * `usr/bin/x` (and `usr/bin/` for directories) as Docker does. The writer
+ * normalises paths and hard-link targets (`./a//b/` is `/a/b`, `a/../b` is
+ * `/b`) and refuses, with an OcistackError `LAYER_ENTRY`, a path that is
+ * empty (except the root directory), contains NUL or climbs above the root,
+ * ids beyond 32 bits, and empty symlink targets.
  */
 export interface LayerEntry {
   path: string;
-  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'whiteout' | 'opaque';
+  /** `char`, `block`, `fifo`: device nodes and named pipes (from ADD archives), written as tar types 3, 4, 6. */
+  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'whiteout' | 'opaque' | 'char' | 'block' | 'fifo';
   /** Permission bits plus setuid/setgid/sticky (no file-type bits). */
   mode: number;
   uid: number;
   gid: number;
+  /** char/block: device numbers. */
+  devmajor?: number;
+  devminor?: number;
   /** Seconds since epoch; clamped to SOURCE_DATE_EPOCH by the writer when set. */
   mtime: number;
   /** file: size in bytes. */

@@ -16,12 +16,13 @@ import * as fsp from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { asAbortError, throwIfAborted } from '../abort.js';
-import { OcistackError } from '../errors.js';
+import { OcistackError, type SourceLocation } from '../errors.js';
 import { MediaType, type Digest } from '../image/types.js';
 import { BlobStore, DigestCounter } from '../image/store.js';
+import { layerEntryError, normalizeLayerPath, showPath } from './entry-path.js';
 import { indexEntryOfHeader, saveLayerIndex, type IndexedEntry } from './layer-index.js';
 import { ParallelGzip } from './parallel-gzip.js';
-import { encodeHeader, END_OF_ARCHIVE, paddingFor, type TarHeader } from './tar-header.js';
+import { checkHeader, encodeHeader, END_OF_ARCHIVE, paddingFor, type TarHeader } from './tar-header.js';
 import type { LayerEntry, LayerResult } from './types.js';
 
 export interface WriteLayerOptions {
@@ -32,6 +33,8 @@ export interface WriteLayerOptions {
   level?: number;
   /** Stop writing (temp file removed, ABORTED error) when aborted. Default: the store's signal. */
   signal?: AbortSignal;
+  /** Named by errors about bad entries (the instruction that made them). */
+  location?: SourceLocation;
 }
 
 /** gzip's OS byte for "unknown": what Go's compress/gzip writes, and the same on every platform. */
@@ -112,7 +115,8 @@ export function orderEntries(entries: LayerEntry[]): LayerEntry[] {
 }
 
 function headerFor(e: LayerEntry, sde: number | undefined): TarHeader {
-  const mtime = sde !== undefined && e.mtime > sde ? sde : Math.floor(e.mtime);
+  // Times before 1970 are stored as 0: GNU tar warns on every such member ("implausibly old time stamp").
+  const mtime = Math.max(0, sde !== undefined && e.mtime > sde ? sde : Math.floor(e.mtime));
   const base = { name: tarName(e), mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, mtime, size: 0, xattrs: e.xattrs };
   switch (e.type) {
     case 'file':
@@ -123,10 +127,41 @@ function headerFor(e: LayerEntry, sde: number | undefined): TarHeader {
       return { ...base, type: '2', linkname: e.linkTarget ?? '' };
     case 'hardlink':
       return { ...base, type: '1', linkname: tarPath(e.linkTarget ?? '') };
+    case 'char':
+      return { ...base, type: '3', devmajor: e.devmajor ?? 0, devminor: e.devminor ?? 0 };
+    case 'block':
+      return { ...base, type: '4', devmajor: e.devmajor ?? 0, devminor: e.devminor ?? 0 };
+    case 'fifo':
+      return { ...base, type: '6' };
     case 'whiteout':
     case 'opaque':
       return { ...base, type: '0', mode: 0, uid: 0, gid: 0 };
   }
+}
+
+const ENTRY_TYPES = new Set<LayerEntry['type']>(['file', 'dir', 'symlink', 'hardlink', 'whiteout', 'opaque', 'char', 'block', 'fifo']);
+
+/**
+ * A caller's entry in the one form the writer works with: path (and a hard
+ * link's target) normalised, and what no tar reader would take back refused
+ * (see entry-path.ts and tar-header.ts).
+ */
+function checkedEntry(e: LayerEntry, location: SourceLocation | undefined): LayerEntry {
+  const p = normalizeLayerPath(e.path, 'path', location);
+  const show = showPath(e.path);
+  if (!ENTRY_TYPES.has(e.type)) throw layerEntryError(`layer entry ${show} has unknown type ${String(e.type)}`, `use one of ${[...ENTRY_TYPES].join(', ')}`, location);
+  if (p === '/' && e.type !== 'dir' && e.type !== 'opaque') throw layerEntryError(`layer entry ${show} has an empty name`, 'give the entry a path below /', location);
+  const out: LayerEntry = p === e.path ? e : { ...e, path: p };
+  if (e.type === 'hardlink') {
+    const t = normalizeLayerPath(e.linkTarget ?? '', `hard link target of ${show}`, location);
+    if (t === '/') throw layerEntryError(`hard link ${show} has no target`, 'give linkTarget the absolute image path of the linked file', location);
+    if (t !== e.linkTarget) return { ...out, linkTarget: t };
+  }
+  if (e.type === 'symlink' && !e.linkTarget) {
+    // Linux cannot create a symlink to "": every extractor fails on it.
+    throw layerEntryError(`symlink ${show} has an empty target`, 'give the symlink a target', location);
+  }
+  return out;
 }
 
 /** Files up to this size are read ahead, concurrently, while earlier entries are written. */
@@ -271,7 +306,7 @@ async function* tarStream(entries: LayerEntry[], headers: TarHeader[], counter: 
 }
 
 /** node-tar's names for the types this writer emits, so the index reads as if the layer had been scanned. */
-const TAR_TYPE_NAMES: Record<string, string> = { '0': 'File', '1': 'Link', '2': 'SymbolicLink', '5': 'Directory' };
+const TAR_TYPE_NAMES: Record<string, string> = { '0': 'File', '1': 'Link', '2': 'SymbolicLink', '3': 'CharacterDevice', '4': 'BlockDevice', '5': 'Directory', '6': 'FIFO' };
 
 function indexableAsWritten(h: TarHeader): boolean {
   return h.type !== '2' || h.linkname !== '';
@@ -319,10 +354,17 @@ function changedWhileReading(p: string, size: number): OcistackError {
 export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<LayerEntry>, opts: WriteLayerOptions): Promise<LayerResult> {
   const signal = opts.signal ?? opts.store.signal;
   const list: LayerEntry[] = [];
-  for await (const e of entries as AsyncIterable<LayerEntry>) list.push(e);
+  for await (const e of entries as AsyncIterable<LayerEntry>) list.push(checkedEntry(e, opts.location));
   throwIfAborted(signal);
   const ordered = orderEntries(list);
-  const headers = ordered.map((e) => headerFor(e, opts.sourceDateEpoch));
+  let headers: TarHeader[];
+  try {
+    headers = ordered.map((e) => headerFor(e, opts.sourceDateEpoch));
+    for (const h of headers) checkHeader(h); // refuse bad fields before any byte is written
+  } catch (e) {
+    if (e instanceof OcistackError && !e.location && opts.location) throw new OcistackError(e.message, { code: e.code, hint: e.hint, location: opts.location, cause: e });
+    throw e;
+  }
   const tmp = await opts.store.tempPath('layer');
   const tarCounter = new TarCounter();
   const gzCounter = new DigestCounter();
