@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 export interface DescribeOptions {
-  /** Include mtimes (seconds) of non-symlinks. */
+  /** Include mtimes (seconds). */
   mtimes?: boolean;
   /** Include xattrs (needs getfattr from the attr package). */
   xattrs?: boolean;
@@ -70,7 +70,7 @@ export function describeTree(root: string, opts: DescribeOptions = {}): Map<stri
     if (t === 'c' || t === 'b') parts.push(`dev=${Math.floor(st.rdev / 256) & 0xfff}:${(st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00)}`);
     const group = groups.get(`${st.dev}:${st.ino}`);
     if (group && !st.isDirectory()) parts.push(`link=${group}`);
-    if (opts.mtimes && t !== 'l') parts.push(`mtime=${Math.floor(st.mtimeMs / 1000)}`);
+    if (opts.mtimes) parts.push(`mtime=${Math.floor(st.mtimeMs / 1000)}`);
     const x = xattrs.get(rel);
     if (x?.length) parts.push(`xattrs=${x.sort().join(',')}`);
     out.set(rel, parts.join(' '));
