@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { OcistackError } from '../lib/errors.js';
+import { BlobStore } from '../lib/image/store.js';
 import { chainId, chainIds, ensureSnapshot, materializeChain, snapshotsRoot } from '../lib/rootfs/index.js';
 import type { ProgressEvent } from '../lib/progress/events.js';
 import type { Digest } from '../lib/image/types.js';
@@ -43,6 +44,7 @@ test('layer semantics: files, modes, owners, times, symlinks, hardlinks, whiteou
     { name: 'etc/', type: '5', mtime: T },
     { name: 'etc/passwd', content: 'root:x:0:0::/root:/bin/sh\n', mtime: T + 1 },
     { name: 'etc/gone', content: 'x' },
+    { name: 'etc/empty', content: '', mode: 0o600, mtime: T + 6 },
     { name: 'etc/alsogone/', type: '5' },
     { name: 'etc/alsogone/deep', content: 'y' },
     { name: 'bin/', type: '5', mode: 0o755 },
@@ -77,6 +79,7 @@ test('layer semantics: files, modes, owners, times, symlinks, hardlinks, whiteou
   assert.ok(!t.has('/opq/lower') && !t.has('/opq/sub/lower2'), 'opaque hides everything a lower layer had in the directory');
   assert.ok(t.has('/opq/sub/new') && t.has('/opq/kept'), 'opaque and whiteouts keep what the same layer wrote');
   assert.match(line(t, '/bin/tool'), /^\/bin\/tool f 4755 0:0 /);
+  assert.match(line(t, '/etc/empty'), new RegExp(`^/etc/empty f 0600 0:0 size=0 .* mtime=${T + 6}$`), 'an empty file gets its metadata too');
   assert.match(line(t, '/bin/sg'), /^\/bin\/sg f 2711 1000:50 /);
   assert.match(line(t, '/tmp'), /^\/tmp d 1777 /);
   assert.match(line(t, '/bin/tool'), /link=\/bin\/hard/, 'hard link shares the inode');
@@ -119,6 +122,52 @@ test('xattrs, FIFOs and device nodes (root); unprivileged: devices and owners sk
   assert.ok(codes.includes('ROOTFS_DEVICE_SKIPPED:2'), codes.join(' '));
   assert.ok(codes.includes('ROOTFS_OWNER_SKIPPED:1'), codes.join(' '));
   assert.is(u.events.filter((e) => e.type === 'warning' && /device node/.test(e.message)).length, 1, 'one warning event per kind');
+});
+
+test('as a real unprivileged user (nobody, via setpriv): read-only dirs stay writable while applying, owners and devices skipped', async () => {
+  if (!isRoot) return; // needs root to switch to nobody; as non-root the other tests already run unprivileged
+  const setpriv = requireTool('setpriv');
+  // Under /tmp, not the test's private (0700) temp dir, so nobody can reach it.
+  const work = fs.mkdtempSync('/tmp/ocistack-rootfs-nobody-');
+  try {
+    fs.chmodSync(work, 0o755);
+    const store = new BlobStore(join(work, 'store'));
+    const chain = await putLayers(store, [
+      [
+        { name: 'ro/', type: '5', mode: 0o555 },
+        { name: 'ro/a', content: 'a' },
+        { name: 'ro/sub/', type: '5', mode: 0o500 },
+        { name: 'ro/sub/f', content: 'f', mode: 0o400 },
+        { name: 'dev/', type: '5' },
+        { name: 'dev/null', type: '3', devmajor: 1, devminor: 3 },
+        { name: 'owned', content: 'o', uid: 1000, gid: 1000 },
+      ],
+      [{ name: 'ro/b', content: 'b' }, { name: 'ro/.wh.sub' }],
+    ]);
+    for (const p of [store.root, join(store.root, 'blobs'), join(store.root, 'blobs', 'sha256')]) fs.chmodSync(p, 0o755);
+    const out = join(work, 'out');
+    fs.mkdirSync(out);
+    fs.chownSync(out, 65534, 65534);
+    const lib = new URL('../lib/rootfs/index.js', import.meta.url).pathname;
+    const storeLib = new URL('../lib/image/store.js', import.meta.url).pathname;
+    const script = `
+      const { materializeChain } = await import(${JSON.stringify(lib)});
+      const { BlobStore } = await import(${JSON.stringify(storeLib)});
+      const r = await materializeChain({ store: new BlobStore(${JSON.stringify(store.root)}), layers: ${JSON.stringify(chain.layers)}, diffIds: ${JSON.stringify(chain.diffIds)}, dest: ${JSON.stringify(join(out, 'rootfs'))} });
+      console.log(JSON.stringify(r.warnings.map((w) => w.code + ':' + w.count)));`;
+    const r = spawnSync(setpriv, ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.is(r.status, 0, r.stderr);
+    const warnings = JSON.parse(r.stdout.trim().split('\n').pop()!) as string[];
+    assert.equal(warnings.map((w) => w.split(':')[0]).sort(), ['ROOTFS_DEVICE_SKIPPED', 'ROOTFS_OWNER_SKIPPED'], warnings.join(' '));
+    const t = describeTree(join(out, 'rootfs'));
+    assert.match(line(t, '/ro'), /^\/ro d 0555 65534:65534$/, 'the header mode is back after the layer');
+    assert.ok(t.has('/ro/a') && t.has('/ro/b'), 'a later layer wrote into a 0555 directory');
+    assert.ok(!t.has('/ro/sub'), 'a 0500 directory was removed by a whiteout');
+    assert.ok(!t.has('/dev/null'));
+    assert.match(line(t, '/owned'), / f 0644 65534:65534 /);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
 });
 
 // --- escapes ---------------------------------------------------------------
