@@ -207,7 +207,8 @@ async function expectFails(layers: RawEntry[][], code: string, dest: string): Pr
 }
 
 test('escape: ".." names fail the layer (ROOTFS_UNSAFE_ENTRY); nothing is written outside', async () => {
-  for (const name of ['../outside-file', 'a/../../outside/x', './../../../../tmp/pwned', '../rootfs2/x']) {
+  // The last name is longer than 100 bytes: it comes from a PAX path record.
+  for (const name of ['../outside-file', 'a/../../outside/x', './../../../../tmp/pwned', '../rootfs2/x', 'a/'.repeat(40) + '../'.repeat(41) + 'outside/x']) {
     const s = sentinel();
     const e = await expectFails([[{ name: 'ok', content: 'ok' }, { name, content: 'pwned' }]], 'ROOTFS_UNSAFE_ENTRY', s.dest);
     assert.ok(e.message.includes(name), e.message);
@@ -229,6 +230,12 @@ test('escape: absolute names and symlinked parents resolve inside the rootfs', a
       { name: 'hostetc/passwd-new', content: 'x' },
       { name: 'chain', type: '2', linkname: 'up/up/host' },
       { name: 'chain/deeper/x', content: 'x' },
+      // Every entry type goes through the same parent resolution.
+      { name: 'host/dir/', type: '5' },
+      { name: 'host/sl', type: '2', linkname: '/etc/shadow' },
+      { name: 'host/hl', type: '1', linkname: 'abs/file' },
+      { name: 'host/fifo', type: '6' },
+      ...(isRoot ? [{ name: 'host/null', type: '3', devmajor: 1, devminor: 3 }] : []),
     ],
     // A directory replaced by a symlink, then written through.
     [{ name: 'd/', type: '5' }, { name: 'd/f', content: 'f' }],
@@ -244,6 +251,9 @@ test('escape: absolute names and symlinked parents resolve inside the rootfs', a
   assert.match(line(t, '/outside-file'), / f /, '../../.. stops at the rootfs');
   assert.match(line(t, '/etc/passwd-new'), / f /);
   assert.match(line(t, `${s.outsideDir}/deeper/x`), / f /);
+  for (const [n, type] of [['dir', 'd'], ['sl', 'l'], ['hl', 'f'], ['fifo', 'p'], ...(isRoot ? [['null', 'c']] : [])]) {
+    assert.match(line(t, `${s.outsideDir}/${n}`), new RegExp(` ${type} `));
+  }
   assert.match(line(t, `${s.dir}/outside-file`), / f /, 'write through a symlink that replaced a directory');
   assert.match(line(t, `${s.dir}/outside/keep`), / f /);
 });
@@ -337,6 +347,17 @@ test('snapshot: made once under <cache>/snapshots/<chainid>, reused by the next 
   assert.is(second.reused, true);
   assert.is(second.rootfs, first.rootfs);
   assert.equal(fs.readdirSync(join(snapshotsRoot(cacheDir), 'tmp')), [], 'no temp dir left');
+});
+
+test('snapshot: two callers at once both succeed with one snapshot', async () => {
+  const store = newStore();
+  const chain = await putLayers(store, [[{ name: 'a', content: 'a' }]]);
+  const cacheDir = makeTempDir('rootfs-cache');
+  const [x, y] = await Promise.all([ensureSnapshot({ store, ...chain, cacheDir }), ensureSnapshot({ store, ...chain, cacheDir })]);
+  assert.is(x!.rootfs, y!.rootfs);
+  assert.equal([x!.reused, y!.reused].sort(), [false, true], 'one made it, the other used it');
+  assert.equal(fs.readdirSync(x!.rootfs), ['a']);
+  assert.equal(fs.readdirSync(join(snapshotsRoot(cacheDir), 'tmp')), [], 'the loser removed its copy');
 });
 
 test('snapshot: a wrong diff_id, a hostile layer or an abort leave no snapshot and no temp dir', async () => {
