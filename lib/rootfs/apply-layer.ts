@@ -1,0 +1,435 @@
+/**
+ * Apply one layer's tar entries to a directory that holds the layers below
+ * it, the way the OCI image spec's "Applying Changesets" describes:
+ * `.wh.NAME` removes NAME of a lower layer, `.wh..wh..opq` hides everything
+ * a lower layer had in its directory, and an entry replaces what was at its
+ * path (except a directory over a directory, which is merged).
+ *
+ * Safety (no entry may write outside the root):
+ * - names are cleaned lexically; one that climbs above the root (`../x`,
+ *   `a/../../x`) fails the layer (ROOTFS_UNSAFE_ENTRY), as Docker's
+ *   "breakout" check does; a leading `/` is dropped (GNU tar does the same);
+ * - every parent directory is resolved with lib/scoped-path.ts against the
+ *   rootfs itself (lstat/readlink under the root, absolute targets restart
+ *   at the root, `..` stops there), never by the host's path resolution, so a
+ *   symlink `a -> /etc` or `a -> ../../..` leads to the rootfs' own /etc or
+ *   its root; what the resolver returns contains no symlink, and missing
+ *   parents are created with mkdir on that symlink-free path;
+ * - the final component is never followed: what is there is removed first
+ *   and files are created with O_CREAT|O_EXCL|O_NOFOLLOW;
+ * - hard-link targets are resolved the same way (their own last component
+ *   not followed, as link(2) does not follow it), must exist and must not be
+ *   a directory; a target that climbs out fails the layer;
+ * - whiteouts and opaque markers resolve their directory the same way and
+ *   remove only below it.
+ * The rootfs is assumed to be written by nobody else meanwhile (a private
+ * temp dir), so a path checked here stays as checked.
+ *
+ * Within one layer, a whiteout or opaque marker never removes what the same
+ * layer wrote (the spec: whiteouts apply to lower layers only), as
+ * containerd's applier does with its set of unpacked paths.
+ *
+ * Metadata: owner (lchown) before mode (chown clears setuid/setgid and
+ * security.capability), then xattrs, then times. Hard links get none of it
+ * (they share the inode with their target). A directory's times are set at
+ * the end of the layer, after its children were written; a lower directory
+ * whose children this layer changed gets its previous times back (as umoci
+ * restores a parent's mtime after each entry).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ReadEntry } from 'tar';
+import { OcistackError } from '../errors.js';
+import type { Digest } from '../image/types.js';
+import { resolveInRootSync } from '../scoped-path.js';
+import { makeDevice, makeFifo, setXattr } from './special-files.js';
+import type { RootfsWarnings } from './warnings.js';
+
+export interface ApplyContext {
+  /** Absolute path of the rootfs directory. */
+  dest: string;
+  /** May chown to any id and create device nodes (root, also root in a user namespace). */
+  privileged: boolean;
+  warnings: RootfsWarnings;
+}
+
+interface Times {
+  atime: number;
+  mtime: number;
+}
+
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+
+function errno(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException)?.code;
+}
+
+function seconds(d: Date | undefined): number | undefined {
+  return d ? d.getTime() / 1000 : undefined;
+}
+
+/** Applies the entries of one layer; make one per layer, call {@link finish} after the last entry. */
+export class LayerApplier {
+  /** Root-relative paths (no leading slash) this layer wrote, and their parents. */
+  private readonly written = new Set<string>();
+  /** Directories whose children changed: their times before the change. */
+  private readonly touched = new Map<string, Times>();
+  /** Directories this layer has a header for: the header's times. */
+  private readonly dirHeaders = new Map<string, Times>();
+  /** Unprivileged: directories made writable for the layer, and the mode to put back. */
+  private readonly restoreModes = new Map<string, number>();
+  private openFd: number | undefined;
+  private readonly uid = process.getuid?.() ?? 0;
+  private readonly gid = process.getgid?.() ?? 0;
+
+  constructor(
+    private readonly ctx: ApplyContext,
+    private readonly layer: Digest,
+  ) {}
+
+  // --- paths ---------------------------------------------------------------
+
+  private abs(rel: string): string {
+    return rel === '' ? this.ctx.dest : path.join(this.ctx.dest, rel);
+  }
+
+  private lstat(rel: string): fs.Stats | undefined {
+    try {
+      return fs.lstatSync(this.abs(rel));
+    } catch (e) {
+      if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined;
+      throw e;
+    }
+  }
+
+  /** For the scoped resolver: the target of the symlink at `rel` inside the rootfs, else undefined. */
+  private readonly linkTarget = (rel: string): string | undefined => {
+    const st = this.lstat(rel);
+    return st?.isSymbolicLink() ? fs.readlinkSync(this.abs(rel)) : undefined;
+  };
+
+  private unsafe(what: string, name: string, why: string): OcistackError {
+    return new OcistackError(`layer ${this.layer}: ${what} "${name}" ${why}`, {
+      code: 'ROOTFS_UNSAFE_ENTRY',
+      hint: 'the layer is malformed or hostile; rebuild it or use another base image',
+    });
+  }
+
+  /** Lexically clean a tar name into components; climbing above the root is refused. */
+  private clean(name: string, what: string): string[] {
+    const out: string[] = [];
+    for (const part of name.split('/')) {
+      if (part === '' || part === '.') continue;
+      if (part === '..') {
+        if (out.length === 0) throw this.unsafe(what, name, 'points outside the root file system');
+        out.pop();
+      } else out.push(part);
+    }
+    return out;
+  }
+
+  /** The real root-relative path of `parts` (parents always followed, the last one when `followFinal`). */
+  private resolve(parts: string[], followFinal: boolean): string {
+    return resolveInRootSync(parts.join('/'), followFinal, this.linkTarget, '/' + parts.join('/'));
+  }
+
+  /** Create the missing directories of a resolved (symlink-free) path. */
+  private ensureDir(rel: string, name: string): void {
+    if (rel === '') return;
+    const parts = rel.split('/');
+    for (let i = 1; i <= parts.length; i++) {
+      const sub = parts.slice(0, i).join('/');
+      const st = this.lstat(sub);
+      if (!st) {
+        this.touch(parts.slice(0, i - 1).join('/'));
+        fs.mkdirSync(this.abs(sub), 0o755);
+      } else if (st.isSymbolicLink()) {
+        // The resolver returned a path without links; finding one means the tree changed under us.
+        throw this.unsafe('entry', name, `has a parent ${sub} that is a symlink after resolution`);
+      } else if (!st.isDirectory()) {
+        throw new OcistackError(`layer ${this.layer}: entry "${name}" needs /${sub} to be a directory, but it is a file`, {
+          code: 'ROOTFS_BAD_ENTRY',
+          hint: 'the layer puts a file inside something that is not a directory; rebuild the image',
+        });
+      }
+      this.written.add(sub);
+    }
+  }
+
+  /** Remember a directory's times before its children change (and, unprivileged, make it writable). */
+  private touch(dirRel: string): void {
+    if (this.touched.has(dirRel)) return;
+    const st = this.lstat(dirRel);
+    if (!st?.isDirectory()) return;
+    this.touched.set(dirRel, { atime: st.atimeMs / 1000, mtime: st.mtimeMs / 1000 });
+    if (!this.ctx.privileged && (st.mode & 0o700) !== 0o700) {
+      if (!this.restoreModes.has(dirRel)) this.restoreModes.set(dirRel, st.mode & 0o7777);
+      fs.chmodSync(this.abs(dirRel), (st.mode & 0o7777) | 0o700);
+    }
+  }
+
+  private parentOf(rel: string): string {
+    const i = rel.lastIndexOf('/');
+    return i < 0 ? '' : rel.slice(0, i);
+  }
+
+  /** Remove whatever is at `rel` (a directory with everything in it), never following a link. */
+  private remove(rel: string): void {
+    const st = this.lstat(rel);
+    if (!st) return;
+    this.touch(this.parentOf(rel));
+    if (st.isDirectory()) {
+      if (!this.ctx.privileged) this.makeTreeWritable(rel);
+      fs.rmSync(this.abs(rel), { recursive: true, force: true });
+    } else fs.unlinkSync(this.abs(rel));
+  }
+
+  /** Unprivileged: a directory without owner write/exec cannot be emptied; open them up before removing. */
+  private makeTreeWritable(rel: string): void {
+    const st = this.lstat(rel);
+    if (!st?.isDirectory()) return;
+    if ((st.mode & 0o700) !== 0o700) fs.chmodSync(this.abs(rel), (st.mode & 0o7777) | 0o700);
+    for (const name of fs.readdirSync(this.abs(rel))) this.makeTreeWritable(rel ? `${rel}/${name}` : name);
+  }
+
+  // --- metadata ------------------------------------------------------------
+
+  private chown(rel: string, entry: ReadEntry): void {
+    const uid = entry.uid ?? 0;
+    const gid = entry.gid ?? 0;
+    if (!this.ctx.privileged) {
+      if (uid !== this.uid || gid !== this.gid) {
+        this.ctx.warnings.add('ROOTFS_OWNER_SKIPPED', '/' + rel, `not running as root: files keep the current user as owner (first: /${rel} wants ${uid}:${gid})`);
+      }
+      return;
+    }
+    try {
+      fs.lchownSync(this.abs(rel), uid, gid);
+    } catch (e) {
+      // EINVAL: an id outside the user namespace's mapping.
+      if (errno(e) !== 'EPERM' && errno(e) !== 'EINVAL') throw e;
+      this.ctx.warnings.add('ROOTFS_OWNER_SKIPPED', '/' + rel, `cannot set owner ${uid}:${gid} on /${rel} (${errno(e)}): the id is not mapped`);
+    }
+  }
+
+  private xattrs(rel: string, xattrs: Record<string, string> | undefined): void {
+    for (const [name, value] of Object.entries(xattrs ?? {})) {
+      const r = setXattr(this.abs(rel), name, value);
+      if (!r.ok) {
+        const why = r.missing ? 'setfattr is not installed (Debian: apt-get install attr)' : r.reason;
+        this.ctx.warnings.add('ROOTFS_XATTR_SKIPPED', '/' + rel, `extended attribute ${name} of /${rel} not set: ${why}`);
+      }
+    }
+  }
+
+  private times(entry: ReadEntry): Times {
+    const mtime = seconds(entry.mtime) ?? 0;
+    return { mtime, atime: seconds(entry.atime) ?? mtime };
+  }
+
+  private setTimes(rel: string, t: Times): void {
+    fs.lutimesSync(this.abs(rel), t.atime, t.mtime);
+  }
+
+  private mode(entry: ReadEntry): number {
+    return (entry.mode ?? 0o644) & 0o7777;
+  }
+
+  // --- entries -------------------------------------------------------------
+
+  /** Apply one entry (see read-layer.ts for `fail`). */
+  apply(entry: ReadEntry, xattrs: Record<string, string> | undefined, fail: (e: unknown) => void): void {
+    const parts = this.clean(entry.path, 'entry');
+    const base = parts[parts.length - 1] ?? '';
+    if (base === '.wh..wh..opq') return this.opaque(parts.slice(0, -1));
+    if (base.startsWith('.wh.')) {
+      // `.wh..wh.*` other than opq is aufs bookkeeping (hard-link dirs, plinks): never part of the image.
+      if (base.startsWith('.wh..wh.')) return;
+      return this.whiteout(parts.slice(0, -1), base.slice(4), entry.path);
+    }
+    if (parts.length === 0) {
+      if (entry.type !== 'Directory') throw this.unsafe('entry', entry.path, 'names the root but is not a directory');
+      return this.directory('', entry, xattrs);
+    }
+    const parent = this.resolve(parts.slice(0, -1), true);
+    this.ensureDir(parent, entry.path);
+    const rel = parent ? `${parent}/${base}` : base;
+    switch (entry.type) {
+      case 'Directory':
+        return this.directory(rel, entry, xattrs);
+      case 'File':
+      case 'OldFile':
+      case 'ContiguousFile':
+        return this.file(rel, entry, xattrs, fail);
+      case 'SymbolicLink':
+        return this.symlink(rel, entry, xattrs);
+      case 'Link':
+        return this.hardlink(rel, entry);
+      case 'CharacterDevice':
+      case 'BlockDevice':
+        return this.device(rel, entry, xattrs);
+      case 'FIFO':
+        return this.fifo(rel, entry, xattrs);
+      default:
+        this.ctx.warnings.add('ROOTFS_ENTRY_SKIPPED', '/' + rel, `tar entry /${rel} of type ${entry.type} skipped: not supported in a rootfs`);
+    }
+  }
+
+  /** Make room for a new non-directory entry at `rel`. */
+  private replace(rel: string): void {
+    this.remove(rel);
+    this.touch(this.parentOf(rel));
+    this.written.add(rel);
+  }
+
+  private directory(rel: string, entry: ReadEntry, xattrs: Record<string, string> | undefined): void {
+    const st = this.lstat(rel);
+    if (!st?.isDirectory()) {
+      this.replace(rel);
+      fs.mkdirSync(this.abs(rel), 0o700);
+    }
+    this.written.add(rel);
+    this.chown(rel, entry);
+    const mode = this.mode(entry);
+    if (!this.ctx.privileged && (mode & 0o700) !== 0o700) {
+      // Keep it writable for the rest of the layer; its mode is set in finish().
+      this.restoreModes.set(rel, mode);
+      fs.chmodSync(this.abs(rel), mode | 0o700);
+    } else {
+      this.restoreModes.delete(rel);
+      fs.chmodSync(this.abs(rel), mode);
+    }
+    this.xattrs(rel, xattrs);
+    this.dirHeaders.set(rel, this.times(entry));
+  }
+
+  private file(rel: string, entry: ReadEntry, xattrs: Record<string, string> | undefined, fail: (e: unknown) => void): void {
+    this.replace(rel);
+    const fd = fs.openSync(this.abs(rel), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    this.openFd = fd;
+    entry.on('data', (chunk: Buffer) => {
+      try {
+        let off = 0;
+        while (off < chunk.length) off += fs.writeSync(fd, chunk, off, chunk.length - off);
+      } catch (e) {
+        fail(e);
+      }
+    });
+    entry.on('end', () => {
+      try {
+        this.openFd = undefined;
+        fs.closeSync(fd);
+        this.chown(rel, entry);
+        fs.chmodSync(this.abs(rel), this.mode(entry));
+        this.xattrs(rel, xattrs);
+        this.setTimes(rel, this.times(entry));
+      } catch (e) {
+        fail(e);
+      }
+    });
+  }
+
+  private symlink(rel: string, entry: ReadEntry, xattrs: Record<string, string> | undefined): void {
+    this.replace(rel);
+    // The target is stored as is: it is only ever resolved by the scoped resolver here, or inside the container.
+    fs.symlinkSync(entry.linkpath ?? '', this.abs(rel));
+    this.chown(rel, entry);
+    this.xattrs(rel, xattrs);
+    this.setTimes(rel, this.times(entry));
+  }
+
+  private hardlink(rel: string, entry: ReadEntry): void {
+    const linkname = entry.linkpath ?? '';
+    const targetParts = this.clean(linkname, 'hard link target');
+    if (targetParts.length === 0) throw this.unsafe('hard link', entry.path, 'points at the root directory');
+    const target = this.resolve(targetParts, false);
+    const st = this.lstat(target);
+    if (!st || st.isDirectory()) {
+      throw new OcistackError(`layer ${this.layer}: hard link "${entry.path}" points at "${linkname}", which ${st ? 'is a directory' : 'does not exist'}`, {
+        code: 'ROOTFS_BAD_LINK',
+        hint: 'a hard link must name a file earlier in the same image; rebuild the layer',
+      });
+    }
+    if (target === rel) return;
+    this.replace(rel);
+    fs.linkSync(this.abs(target), this.abs(rel));
+  }
+
+  private device(rel: string, entry: ReadEntry, xattrs: Record<string, string> | undefined): void {
+    if (!this.ctx.privileged) {
+      this.ctx.warnings.add('ROOTFS_DEVICE_SKIPPED', '/' + rel, `not running as root: device node /${rel} skipped (the runtime provides /dev)`);
+      return;
+    }
+    this.replace(rel);
+    const h = entry.header as unknown as { devmaj?: number; devmin?: number };
+    const r = makeDevice(this.abs(rel), entry.type === 'BlockDevice' ? 'b' : 'c', h.devmaj ?? 0, h.devmin ?? 0);
+    if (!r.ok) {
+      this.written.delete(rel);
+      this.ctx.warnings.add('ROOTFS_DEVICE_SKIPPED', '/' + rel, `device node /${rel} skipped: ${r.reason}`);
+      return;
+    }
+    this.special(rel, entry, xattrs);
+  }
+
+  private fifo(rel: string, entry: ReadEntry, xattrs: Record<string, string> | undefined): void {
+    this.replace(rel);
+    const r = makeFifo(this.abs(rel));
+    if (!r.ok) {
+      this.written.delete(rel);
+      this.ctx.warnings.add('ROOTFS_ENTRY_SKIPPED', '/' + rel, `FIFO /${rel} skipped: ${r.reason}`);
+      return;
+    }
+    this.special(rel, entry, xattrs);
+  }
+
+  private special(rel: string, entry: ReadEntry, xattrs: Record<string, string> | undefined): void {
+    this.chown(rel, entry);
+    fs.chmodSync(this.abs(rel), this.mode(entry));
+    this.xattrs(rel, xattrs);
+    this.setTimes(rel, this.times(entry));
+  }
+
+  private whiteout(parentParts: string[], name: string, raw: string): void {
+    if (name === '' || name === '.' || name === '..' || name.includes('/')) throw this.unsafe('whiteout', raw, 'names no file');
+    const parent = this.resolve(parentParts, true);
+    if (!this.lstat(parent)?.isDirectory()) return;
+    const rel = parent ? `${parent}/${name}` : name;
+    if (this.written.has(rel)) return;
+    this.remove(rel);
+  }
+
+  private opaque(dirParts: string[]): void {
+    const dir = this.resolve(dirParts, true);
+    if (!this.lstat(dir)?.isDirectory()) return;
+    this.hideLower(dir);
+  }
+
+  /** Remove everything below `dir` this layer did not write. */
+  private hideLower(dir: string): void {
+    for (const name of fs.readdirSync(this.abs(dir))) {
+      const rel = dir ? `${dir}/${name}` : name;
+      if (!this.written.has(rel)) this.remove(rel);
+      else if (this.lstat(rel)?.isDirectory()) this.hideLower(rel);
+    }
+  }
+
+  /** After the last entry (also after a failure): close what is open, put modes and directory times in place. */
+  finish(ok: boolean): void {
+    if (this.openFd !== undefined) {
+      fs.closeSync(this.openFd);
+      this.openFd = undefined;
+    }
+    if (!ok) return;
+    for (const [rel, mode] of this.restoreModes) {
+      if (this.lstat(rel)?.isDirectory()) fs.chmodSync(this.abs(rel), mode);
+    }
+    const times = new Map([...this.touched, ...this.dirHeaders]);
+    for (const [rel, t] of times) {
+      try {
+        this.setTimes(rel, t);
+      } catch (e) {
+        if (errno(e) !== 'ENOENT') throw e;
+      }
+    }
+  }
+}
