@@ -61,6 +61,14 @@ export interface ProcessResult {
 }
 
 const EOF = null;
+
+/**
+ * How deep `${...}` (and quotes inside them) may nest. BuildKit has no limit
+ * (Go stacks grow); a JavaScript stack holds about 2,000 levels of this
+ * recursion, so deeper input is refused with a ShellLexError well before
+ * that instead of overflowing the stack. Real Dockerfiles nest a few levels.
+ */
+export const MAX_EXPANSION_DEPTH = 500;
 type Ch = string | null;
 
 const letterRe = /^\p{L}$/u;
@@ -142,14 +150,23 @@ export class ShellLex {
       const [result, words] = sw.processStopOn(EOF, this.rawEscapes);
       return { result, words, matched: sw.matches, unmatched: sw.nonmatches };
     } catch (e) {
-      if (e instanceof ShellLexError) throw new ShellLexError(`failed to process ${JSON.stringify(word)}: ${e.message}`);
+      if (e instanceof ShellLexError) throw new ShellLexError(`failed to process ${quoteForMessage(word)}: ${e.message}`);
+      // Safety net when the caller's own stack was already deep.
+      if (e instanceof RangeError) throw new ShellLexError(`failed to process ${quoteForMessage(word)}: expansion nested too deeply`);
       throw e;
     }
   }
 }
 
+/** The word as BuildKit quotes it (%q), shortened when it is long (a 10,000-level word would fill the terminal). */
+function quoteForMessage(word: string): string {
+  return word.length > 200 ? `${JSON.stringify(word.slice(0, 100))}... (${word.length} characters)` : JSON.stringify(word);
+}
+
 class ShellWord {
   private pos = 0;
+  /** Current nesting of processStopOn (see MAX_EXPANSION_DEPTH). */
+  private depth = 0;
   /** BuildKit shares one word buffer between nested expansions; kept for identical splitting. */
   private readonly wordsBuffer = { buf: '' };
   private rawEscapes: boolean;
@@ -172,6 +189,10 @@ class ShellWord {
   }
 
   processStopOn(stopChar: Ch, rawEscapes: boolean): [string, string[]] {
+    if (this.depth > MAX_EXPANSION_DEPTH) {
+      throw new ShellLexError(`variable expansion nested more than ${MAX_EXPANSION_DEPTH} levels deep`);
+    }
+    this.depth++;
     let result = '';
     this.wordsBuffer.buf = '';
     const words = new Words(this.wordsBuffer);
@@ -217,6 +238,7 @@ class ShellWord {
       return [result, words.getWords()];
     } finally {
       this.rawEscapes = saved;
+      this.depth--;
     }
   }
 
