@@ -1,8 +1,20 @@
 /**
  * Word expansion and splitting with the semantics of BuildKit's shell lexer
  * (frontend/dockerfile/shell/lex.go): quotes, escapes, `$VAR`, `${VAR}` and the
- * `${VAR<op>word}` forms BuildKit supports. Written from BuildKit's behaviour
- * and its test vectors; quirks are kept on purpose so results match docker.
+ * `${VAR<op>word}` forms BuildKit supports. Quirks are kept on purpose so
+ * results match docker.
+ *
+ * The algorithm is BuildKit's (moby/buildkit, Apache-2.0; see NOTICE),
+ * re-implemented function by function from frontend/dockerfile/shell/lex.go:
+ *   Lex -> ShellLex (ProcessWord/ProcessWords/process), shellWord -> ShellWord,
+ *   wordsStruct -> Words (addChar, addRawChar, addString, addRawString, getWords),
+ *   processStopOn, processSingleQuote, processDoubleQuote, processDollar,
+ *   processName, processPossibleHeredoc, isSpecialParam, getEnv,
+ *   convertShellPatternToRegex -> shellPatternToRegex, trimPrefix, trimSuffix,
+ *   reversePattern; EnvsFromSlice -> envLookup (last entry of a key wins).
+ * goReplaceAll/goExpand reproduce Go's regexp ReplaceAllString/Expand, which
+ * lex.go relies on. One addition: a nesting limit (MAX_EXPANSION_DEPTH),
+ * because a JavaScript stack is fixed where Go's grows.
  */
 
 /** Where expansion looks variables up; `undefined` means unset. */
