@@ -133,9 +133,11 @@ export class ImageFs {
     const r = this.lstatEntry(p);
     if (!followFinal || r.node?.type !== 'symlink') return r;
     // Follow the last link on from its (symlink-free) parent, as the walk would.
+    const target = r.node.linkTarget ?? '';
     const cut = r.rel.lastIndexOf('/');
-    const parent = cut < 0 ? [] : r.rel.slice(0, cut).split('/');
-    const rel = resolveInRootSync(r.node.linkTarget ?? '', true, this.linkTarget, `${p} in the image`, parent);
+    // An absolute target starts again from the image root.
+    const parent = cut < 0 || target.startsWith('/') ? [] : r.rel.slice(0, cut).split('/');
+    const rel = resolveInRootSync(target, true, this.linkTarget, `${p} in the image`, parent);
     return { rel, node: this.raw(`/${rel}`) };
   }
 
