@@ -18,22 +18,35 @@ function split(p: string): string[] {
  * Yields each root-relative path to look at; the driver answers with its
  * link target when it is a symlink, else undefined. Returns the real
  * root-relative path (no leading slash); missing components are kept.
+ * `base` is an already resolved, symlink-free prefix to start from (a
+ * driver's cache of its parent directory), so resolving each component of
+ * a deep path in turn is not quadratic.
+ *
+ * Linear in the number of components: `pending` is a stack (next component
+ * last) and the resolved prefix is kept as a string with the lengths it had,
+ * so neither a step nor a `..` copies the whole path.
  */
-function* walk(p: string, followFinal: boolean, where: string): Generator<string, string, string | undefined> {
-  let pending = split(p);
-  const done: string[] = [];
+function* walk(p: string, followFinal: boolean, where: string, base: readonly string[] = []): Generator<string, string, string | undefined> {
+  const pending = split(p).reverse();
+  let done = base.join('/');
+  const lengths: number[] = [];
+  for (let i = 0, n = 0; i < base.length; i++) {
+    lengths.push(n);
+    n += base[i]!.length + (i > 0 ? 1 : 0);
+  }
   let links = 0;
   while (pending.length > 0) {
-    const part = pending.shift()!;
+    const part = pending.pop()!;
     if (part === '..') {
-      done.pop();
+      if (lengths.length > 0) done = done.slice(0, lengths.pop());
       continue;
     }
+    const next = done === '' ? part : `${done}/${part}`;
     if (pending.length === 0 && !followFinal) {
-      done.push(part);
+      done = next;
       break;
     }
-    const target = yield [...done, part].join('/');
+    const target = yield next;
     if (target !== undefined) {
       if (++links > MAX_LINKS) {
         throw new OcistackError(`too many levels of symbolic links resolving ${where}`, {
@@ -41,18 +54,23 @@ function* walk(p: string, followFinal: boolean, where: string): Generator<string
           hint: 'a symlink points (directly or indirectly) to itself; fix the link',
         });
       }
-      if (target.startsWith('/')) done.length = 0;
-      pending = [...split(target), ...pending];
+      if (target.startsWith('/')) {
+        done = '';
+        lengths.length = 0;
+      }
+      const t = split(target);
+      for (let i = t.length - 1; i >= 0; i--) pending.push(t[i]!);
       continue;
     }
-    done.push(part);
+    lengths.push(done.length);
+    done = next;
   }
-  return done.join('/');
+  return done;
 }
 
 /** Synchronous driver: `linkTarget(rel)` is the target of a symlink at `rel`, else undefined. */
-export function resolveInRootSync(p: string, followFinal: boolean, linkTarget: (rel: string) => string | undefined, where = p): string {
-  const it = walk(p, followFinal, where);
+export function resolveInRootSync(p: string, followFinal: boolean, linkTarget: (rel: string) => string | undefined, where = p, base: readonly string[] = []): string {
+  const it = walk(p, followFinal, where, base);
   let step = it.next();
   while (!step.done) step = it.next(linkTarget(step.value));
   return step.value;

@@ -76,6 +76,21 @@ test('image file system (from a real layer): links resolve in the image; a loop 
   assert.is(fs.resolve('/bin/sh'), '/usr/bin/sh');
   assert.is(fs.stat('/bin')?.type, 'dir');
   assert.is(fs.lstat('/bin')?.type, 'symlink');
+  // A link asked for itself first (lstat), then followed: absolute and relative targets below the root.
+  const deeper = await writeLayer([
+    { path: '/etc', type: 'dir', ...base, mode: 0o755 },
+    { path: '/etc/real-dir', type: 'dir', ...base, mode: 0o755 },
+    { path: '/etc/dir-alias', type: 'symlink', ...base, linkTarget: '/etc/real-dir' },
+    { path: '/etc/rel-alias', type: 'symlink', ...base, linkTarget: 'real-dir' },
+  ], { store });
+  const fs2 = await openImageFs(store, [deeper.digest]);
+  for (const alias of ['/etc/dir-alias', '/etc/rel-alias']) {
+    assert.is(fs2.lstat(alias)?.type, 'symlink');
+    assert.is(fs2.resolve(alias, false), alias);
+    assert.is(fs2.stat(alias)?.type, 'dir', `${alias} followed after an lstat`);
+    assert.is(fs2.resolve(alias, true), '/etc/real-dir');
+    assert.is(fs2.resolve(`${alias}/new.conf`, false), '/etc/real-dir/new.conf');
+  }
   try {
     fs.resolve('/x/z');
     assert.unreachable('loop must fail');

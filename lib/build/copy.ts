@@ -111,6 +111,8 @@ class LayerPlan {
    * --chmod leaves them 0755).
    */
   ensureDir(dir: string): void {
+    // Every entry of a deep tree asks for its parent: answer a known one at once (cubic in depth otherwise).
+    if (this.ensured.has(dir)) return;
     let cur = '';
     for (const part of dir.split('/').filter(Boolean)) {
       cur += '/' + part;
@@ -131,6 +133,14 @@ class LayerPlan {
       if (node) this.entries.set(cur, { path: cur, type: 'dir', mode: node.mode, uid: node.uid, gid: node.gid, mtime: node.mtime, ...keptXattrs(node.xattrs) });
       else this.entries.set(cur, { path: cur, type: 'dir', mode: this.chmod?.octal !== undefined ? this.chmod.octal & 0o777 : 0o755, uid: this.owner?.uid ?? 0, gid: this.owner?.gid ?? 0, mtime: this.now });
     }
+    this.ensured.add(dir);
+  }
+
+  /** Directories {@link ensureDir} checked; forgotten when a planned directory is replaced by something else. */
+  private ensured = new Set<string>();
+
+  private replacing(dest: string): void {
+    if (this.entries.get(dest)?.type === 'dir') this.ensured.clear();
   }
 
   private notADir(p: string): OcistackError {
@@ -197,8 +207,10 @@ class LayerPlan {
     const base = { path: dest, mode, uid: owner.uid, gid: owner.gid, mtime: stat.mtime, ...keptXattrs(stat.xattrs) };
     if (stat.type === 'dir') {
       this.entries.set(dest, { ...base, type: 'dir' });
+      this.ensured.add(dest);
       return;
     }
+    this.replacing(dest);
     if (stat.type === 'symlink') {
       this.entries.set(dest, { ...base, type: 'symlink', linkTarget: stat.linkTarget ?? '' });
       return;
@@ -228,6 +240,7 @@ class LayerPlan {
     if (existing?.type === 'dir') throw this.fail(`cannot write file over directory ${dest}`, 'end the destination with / to copy into the directory', 'COPY_DEST');
     const content = Buffer.isBuffer(data) ? () => (async function* () { yield data; })() : () => createReadStream(data.file);
     const size = Buffer.isBuffer(data) ? data.length : data.size;
+    this.replacing(dest);
     this.entries.set(dest, {
       path: dest,
       type: 'file',

@@ -19,9 +19,9 @@ import { platformArgs, PROXY_ARGS } from './platform.js';
 import { chompHeredocContent, parseDockerfile, parseHeredoc } from './parser.js';
 import { toInstruction } from './instructions.js';
 
-import { DEFAULT_PATH } from '../image/config.js';
-/** PATH BuildKit gives a stage whose base image sets none (Linux); one definition, in lib/image/config. */
-export { DEFAULT_PATH };
+// How ENV keys are found and set, and the default PATH, are the image side's (one definition each).
+import { getEnv, setEnv } from '../image/env.js';
+import { withDefaultPath } from '../image/config.js';
 
 export interface NewStageStateOptions {
   /** The base image's config (full image config or just its `config` part). */
@@ -51,8 +51,7 @@ export function newStageState(opts: NewStageStateOptions = {}): StageState {
       ? (opts.baseConfig as ImageConfig).config ?? undefined
       : (opts.baseConfig as ContainerConfig)
     : undefined;
-  const env = [...(opts.baseEnv ?? cc?.Env ?? [])];
-  if (!env.some((e) => e.startsWith('PATH='))) env.push(`PATH=${DEFAULT_PATH}`);
+  const env = withDefaultPath(opts.baseEnv ?? cc?.Env);
   const globalArgs: Record<string, string | undefined> = { ...platformArgs(opts.platform), ...(opts.globalArgs ?? {}) };
   return {
     env,
@@ -68,29 +67,6 @@ export function newStageState(opts: NewStageStateOptions = {}): StageState {
   };
 }
 
-/** Value of `key` in a `KEY=value` list (last wins), or undefined. */
-function envGet(env: string[], key: string): string | undefined {
-  for (let i = env.length - 1; i >= 0; i--) {
-    const e = env[i]!;
-    const eq = e.indexOf('=');
-    if ((eq < 0 ? e : e.slice(0, eq)) === key) return eq < 0 ? '' : e.slice(eq + 1);
-  }
-  return undefined;
-}
-
-/** Sets `key` in a `KEY=value` list in place (BuildKit addEnv keeps the position). */
-function envSet(env: string[], key: string, value: string): void {
-  for (let i = 0; i < env.length; i++) {
-    const e = env[i]!;
-    const eq = e.indexOf('=');
-    if ((eq < 0 ? e : e.slice(0, eq)) === key) {
-      env[i] = `${key}=${value}`;
-      return;
-    }
-  }
-  env.push(`${key}=${value}`);
-}
-
 /**
  * What words are expanded against: ENV and ARG values, the later definition
  * winning (BuildKit keeps both in one environment, so an ENV after an ARG
@@ -103,7 +79,7 @@ export function expansionEnv(state: StageState): EnvLookup {
         const a = state.args.get(k);
         if (a !== undefined) return a;
       }
-      const v = envGet(state.env, k);
+      const v = getEnv(state.env, k);
       return v !== undefined ? v : state.args.get(k);
     },
   };
@@ -118,14 +94,14 @@ export function runEnv(state: StageState): string[] {
   const out: string[] = [];
   for (const k of PROXY_ARGS) {
     const v = state.buildArgs?.[k];
-    if (v !== undefined && !state.args.has(k)) envSet(out, k, v);
+    if (v !== undefined && !state.args.has(k)) setEnv(out, k, v);
   }
-  for (const [k, v] of state.args) if (v !== undefined) envSet(out, k, v);
+  for (const [k, v] of state.args) if (v !== undefined) setEnv(out, k, v);
   for (const e of state.env) {
     const eq = e.indexOf('=');
     const k = eq < 0 ? e : e.slice(0, eq);
     if (state.argShadowsEnv?.has(k) && state.args.get(k) !== undefined) continue;
-    envSet(out, k, eq < 0 ? '' : e.slice(eq + 1));
+    setEnv(out, k, eq < 0 ? '' : e.slice(eq + 1));
   }
   return out;
 }
@@ -161,7 +137,7 @@ export function dispatch(instr: Instruction, state: StageState): Dispatched {
     case 'env': {
       const pairs: [string, string][] = instr.pairs.map((p) => [word(p.key), word(p.value)]);
       for (const [k, v] of pairs) {
-        envSet(state.env, k, v);
+        setEnv(state.env, k, v);
         state.argShadowsEnv?.delete(k);
       }
       return done({ kind: 'env', pairs }, 'ENV ' + pairs.map(([k, v]) => `${k}=${v}`).join(' '));

@@ -8,7 +8,7 @@ export { toInstruction } from './instructions.js';
 export { parseMount, splitMountFields, joinMountFields, mountFrom, MountError } from './mounts.js';
 export type { FromSpec } from './instructions.js';
 export { plan } from './plan.js';
-export { newStageState, dispatch, parseOnbuildTriggers, expansionEnv, runEnv, DEFAULT_PATH } from './dispatch.js';
+export { newStageState, dispatch, parseOnbuildTriggers, expansionEnv, runEnv } from './dispatch.js';
 export type { NewStageStateOptions } from './dispatch.js';
 export { platformArgs, parsePlatformString, PROXY_ARGS } from './platform.js';
 export { parseExposePort } from './expose.js';

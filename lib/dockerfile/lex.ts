@@ -1,8 +1,20 @@
 /**
  * Word expansion and splitting with the semantics of BuildKit's shell lexer
  * (frontend/dockerfile/shell/lex.go): quotes, escapes, `$VAR`, `${VAR}` and the
- * `${VAR<op>word}` forms BuildKit supports. Written from BuildKit's behaviour
- * and its test vectors; quirks are kept on purpose so results match docker.
+ * `${VAR<op>word}` forms BuildKit supports. Quirks are kept on purpose so
+ * results match docker.
+ *
+ * The algorithm is BuildKit's (moby/buildkit, Apache-2.0; see NOTICE),
+ * re-implemented function by function from frontend/dockerfile/shell/lex.go:
+ *   Lex -> ShellLex (ProcessWord/ProcessWords/process), shellWord -> ShellWord,
+ *   wordsStruct -> Words (addChar, addRawChar, addString, addRawString, getWords),
+ *   processStopOn, processSingleQuote, processDoubleQuote, processDollar,
+ *   processName, processPossibleHeredoc, isSpecialParam, getEnv,
+ *   convertShellPatternToRegex -> shellPatternToRegex, trimPrefix, trimSuffix,
+ *   reversePattern; EnvsFromSlice -> envLookup (last entry of a key wins).
+ * goReplaceAll/goExpand reproduce Go's regexp ReplaceAllString/Expand, which
+ * lex.go relies on. One addition: a nesting limit (MAX_EXPANSION_DEPTH),
+ * because a JavaScript stack is fixed where Go's grows.
  */
 
 /** Where expansion looks variables up; `undefined` means unset. */
@@ -61,6 +73,14 @@ export interface ProcessResult {
 }
 
 const EOF = null;
+
+/**
+ * How deep `${...}` (and quotes inside them) may nest. BuildKit has no limit
+ * (Go stacks grow); a JavaScript stack holds about 2,000 levels of this
+ * recursion, so deeper input is refused with a ShellLexError well before
+ * that instead of overflowing the stack. Real Dockerfiles nest a few levels.
+ */
+export const MAX_EXPANSION_DEPTH = 500;
 type Ch = string | null;
 
 const letterRe = /^\p{L}$/u;
@@ -142,14 +162,23 @@ export class ShellLex {
       const [result, words] = sw.processStopOn(EOF, this.rawEscapes);
       return { result, words, matched: sw.matches, unmatched: sw.nonmatches };
     } catch (e) {
-      if (e instanceof ShellLexError) throw new ShellLexError(`failed to process ${JSON.stringify(word)}: ${e.message}`);
+      if (e instanceof ShellLexError) throw new ShellLexError(`failed to process ${quoteForMessage(word)}: ${e.message}`);
+      // Safety net when the caller's own stack was already deep.
+      if (e instanceof RangeError) throw new ShellLexError(`failed to process ${quoteForMessage(word)}: expansion nested too deeply`);
       throw e;
     }
   }
 }
 
+/** The word as BuildKit quotes it (%q), shortened when it is long (a 10,000-level word would fill the terminal). */
+function quoteForMessage(word: string): string {
+  return word.length > 200 ? `${JSON.stringify(word.slice(0, 100))}... (${word.length} characters)` : JSON.stringify(word);
+}
+
 class ShellWord {
   private pos = 0;
+  /** Current nesting of processStopOn (see MAX_EXPANSION_DEPTH). */
+  private depth = 0;
   /** BuildKit shares one word buffer between nested expansions; kept for identical splitting. */
   private readonly wordsBuffer = { buf: '' };
   private rawEscapes: boolean;
@@ -172,6 +201,10 @@ class ShellWord {
   }
 
   processStopOn(stopChar: Ch, rawEscapes: boolean): [string, string[]] {
+    if (this.depth > MAX_EXPANSION_DEPTH) {
+      throw new ShellLexError(`variable expansion nested more than ${MAX_EXPANSION_DEPTH} levels deep`);
+    }
+    this.depth++;
     let result = '';
     this.wordsBuffer.buf = '';
     const words = new Words(this.wordsBuffer);
@@ -217,6 +250,7 @@ class ShellWord {
       return [result, words.getWords()];
     } finally {
       this.rawEscapes = saved;
+      this.depth--;
     }
   }
 

@@ -4,6 +4,21 @@
  * token, line continuations (with comments and blank lines inside), heredocs,
  * BOM and CRLF, and the per-instruction argument splitting its AST dump shows.
  *
+ * The algorithms are BuildKit's (moby/buildkit, Apache-2.0; see NOTICE),
+ * re-implemented function by function, not translated line by line:
+ *   frontend/dockerfile/parser/parser.go      Parse -> parseDockerfile, newNodeFromLine -> nodeFromLine,
+ *                                             trimNewline/isComment/the line-continuation regex,
+ *                                             heredocsFromLine, ParseHeredoc -> parseHeredoc,
+ *                                             ChompHeredocContent -> chompHeredocContent
+ *   frontend/dockerfile/parser/directives.go  DirectiveParser (syntax, escape, check)
+ *   frontend/dockerfile/parser/split_command.go  splitCommand, extractBuilderFlags
+ *   frontend/dockerfile/parser/line_parsers.go  parseSubCommand, parseWords, parseNameVal,
+ *                                             parseNameOrNameVal, parseStringsWhitespaceDelimited,
+ *                                             parseString, parseJSON, parseMaybeJSON,
+ *                                             parseMaybeJSONToList, parseHealthConfig
+ *   frontend/dockerfile/parser/errors.go      the messages of LineError
+ * Behaviour is pinned by BuildKit's own test vectors (the conformance suite).
+ *
  * `dockerfile-ast` is not used for this step: its tree does not reproduce
  * BuildKit's argument splitting (JSON fallbacks, ENV/LABEL triples, flag
  * extraction), which the conformance vectors check byte for byte.

@@ -187,22 +187,35 @@ function stageRef(ref: string, what: string, stage: Stage, stages: Stage[], byNa
   return index;
 }
 
-/** Stages the target needs, each after its dependencies. */
+/**
+ * Stages the target needs, each after its dependencies: a depth-first walk
+ * with an explicit stack (a chain of 10,000 stages would overflow the call
+ * stack), which is also the path reported for a cycle.
+ */
 function dependencyOrder(stages: Stage[], target: number): number[] {
   const order: number[] = [];
   const state = new Map<number, 'visiting' | 'done'>();
-  const visit = (i: number, path: number[]) => {
-    const s = state.get(i);
-    if (s === 'done') return;
-    if (s === 'visiting') {
-      const cycle = [...path.slice(path.indexOf(i)), i].map((n) => stages[n]!.name ?? String(n)).join(' -> ');
-      throw stageError(`circular dependency between stages: ${cycle}`, stages[i]!.location, 'break the cycle by removing one of the COPY --from / FROM references');
+  const stack: { stage: number; next: number }[] = [{ stage: target, next: 0 }];
+  state.set(target, 'visiting');
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    const deps = stages[top.stage]!.dependsOn;
+    if (top.next >= deps.length) {
+      state.set(top.stage, 'done');
+      order.push(top.stage);
+      stack.pop();
+      continue;
     }
-    state.set(i, 'visiting');
-    for (const d of stages[i]!.dependsOn) visit(d, [...path, i]);
-    state.set(i, 'done');
-    order.push(i);
-  };
-  visit(target, []);
+    const d = deps[top.next++]!;
+    const s = state.get(d);
+    if (s === 'done') continue;
+    if (s === 'visiting') {
+      const path = stack.map((f) => f.stage);
+      const cycle = [...path.slice(path.indexOf(d)), d].map((n) => stages[n]!.name ?? String(n)).join(' -> ');
+      throw stageError(`circular dependency between stages: ${cycle}`, stages[d]!.location, 'break the cycle by removing one of the COPY --from / FROM references');
+    }
+    state.set(d, 'visiting');
+    stack.push({ stage: d, next: 0 });
+  }
   return order;
 }

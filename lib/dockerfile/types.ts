@@ -12,7 +12,7 @@
  * `dispatch` as the engine walks the stage.
  */
 import type { SourceLocation } from '../errors.js';
-import type { HealthConfig } from '../image/types.js';
+import type { ConfigInstruction } from '../image/config.js';
 
 // ---------------------------------------------------------------- syntax ----
 
@@ -235,22 +235,14 @@ export interface InlineFile {
   mode: number;
 }
 
-/** An instruction with every word expanded: what the engine applies. */
+/**
+ * An instruction with every word expanded: what the engine applies. The
+ * metadata kinds are the image side's {@link ConfigInstruction} (lib/image/config
+ * owns their effect on the config); the rest make layers or change the stage.
+ */
 export type ResolvedInstruction =
+  | ConfigInstruction
   | { kind: 'arg'; args: { name: string; value?: string }[] }
-  | { kind: 'env'; pairs: [string, string][] }
-  | { kind: 'label'; pairs: [string, string][] }
-  | { kind: 'expose'; ports: string[] }
-  | { kind: 'workdir'; path: string }
-  | { kind: 'user'; user: string }
-  | { kind: 'volume'; paths: string[] }
-  | { kind: 'stopsignal'; signal: string }
-  | { kind: 'maintainer'; name: string }
-  | { kind: 'onbuild'; trigger: string }
-  | { kind: 'shell'; shell: string[] }
-  | { kind: 'cmd'; cmd: string[] }
-  | { kind: 'entrypoint'; entrypoint: string[] }
-  | { kind: 'healthcheck'; healthcheck: HealthConfig }
   | { kind: 'run'; args: string[]; env: string[]; mounts: string[]; network?: string; security?: string; heredocs: AstHeredoc[]; parsedMounts?: RunMountSpec[]; inlineFiles?: InlineFile[] }
   | ({ kind: 'copy' | 'add' } & CopyFields);
 

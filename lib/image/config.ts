@@ -1,10 +1,18 @@
 /**
  * Image config construction: the empty config of `FROM scratch`, the effect
- * of each resolved Dockerfile instruction on the config (BuildKit's rules),
- * and history entries. Pure functions over plain JSON; no I/O.
+ * of each instruction on the config (BuildKit's rules), and history entries.
+ * Pure functions over plain JSON; no I/O.
+ *
+ * This module is the one owner of what an instruction does to the config.
+ * It takes {@link ConfigInstruction}, a narrow type defined here (words
+ * already expanded), so the image side knows nothing of the Dockerfile
+ * front end: lib/dockerfile builds its resolved instructions out of it and
+ * data flows one way (dockerfile -> plan -> steps -> layers + config).
  */
-import type { ResolvedInstruction } from '../dockerfile/types.js';
-import type { ContainerConfig, Digest, HistoryEntry, ImageConfig, Platform } from './types.js';
+import type { ContainerConfig, Digest, HealthConfig, HistoryEntry, ImageConfig, Platform } from './types.js';
+import { getEnv, setEnv } from './env.js';
+
+export { getEnv, setEnv };
 
 /** PATH Docker and BuildKit give a Linux image that has none. */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -27,20 +35,36 @@ export function cloneConfig(cfg: ImageConfig): ImageConfig {
   return JSON.parse(JSON.stringify(cfg)) as ImageConfig;
 }
 
-/** Value of `KEY` in an `Env` list, or undefined. */
-export function getEnv(env: string[] | undefined, key: string): string | undefined {
-  for (const e of env ?? []) {
-    const eq = e.indexOf('=');
-    if ((eq < 0 ? e : e.slice(0, eq)) === key) return eq < 0 ? '' : e.slice(eq + 1);
-  }
-  return undefined;
+/** `env` with BuildKit's default PATH added when it has none (a copy). */
+export function withDefaultPath(env: readonly string[] | undefined | null): string[] {
+  const out = [...(env ?? [])];
+  if (getEnv(out, 'PATH') === undefined) out.push(`PATH=${DEFAULT_PATH}`);
+  return out;
 }
 
-/** Set `KEY=value` in place, keeping the position of an existing key (Docker's behaviour). */
-export function setEnv(env: string[], key: string, value: string): void {
-  const i = env.findIndex((e) => e === key || e.startsWith(`${key}=`));
-  if (i >= 0) env[i] = `${key}=${value}`;
-  else env.push(`${key}=${value}`);
+/**
+ * An instruction's effect on the config, words expanded: the metadata
+ * instructions. (lib/dockerfile's ResolvedInstruction is this plus the
+ * instructions that make layers or only change the build's state.)
+ */
+export type ConfigInstruction =
+  | { kind: 'env'; pairs: [string, string][] }
+  | { kind: 'label'; pairs: [string, string][] }
+  | { kind: 'expose'; ports: string[] }
+  | { kind: 'workdir'; path: string }
+  | { kind: 'user'; user: string }
+  | { kind: 'volume'; paths: string[] }
+  | { kind: 'stopsignal'; signal: string }
+  | { kind: 'maintainer'; name: string }
+  | { kind: 'onbuild'; trigger: string }
+  | { kind: 'shell'; shell: string[] }
+  | { kind: 'cmd'; cmd: string[] }
+  | { kind: 'entrypoint'; entrypoint: string[] }
+  | { kind: 'healthcheck'; healthcheck: HealthConfig };
+
+/** Instructions that leave the config alone (ARG, and COPY/ADD/RUN whose effect is a layer). */
+export interface NonConfigInstruction {
+  kind: 'arg' | 'copy' | 'add' | 'run';
 }
 
 /** Per-stage flags that change how later instructions apply. */
@@ -53,7 +77,7 @@ export interface ApplyState {
  * Apply one metadata instruction to the container config. Returns false for
  * instructions that do not change the config (copy, add, run, arg).
  */
-export function applyInstruction(cfg: ImageConfig, r: ResolvedInstruction, st: ApplyState): boolean {
+export function applyInstruction(cfg: ImageConfig, r: ConfigInstruction | NonConfigInstruction, st: ApplyState): boolean {
   const c: ContainerConfig = (cfg.config ??= {});
   switch (r.kind) {
     case 'env':

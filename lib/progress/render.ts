@@ -6,6 +6,9 @@
  */
 import type { ProgressEvent, ProgressListener } from './events.js';
 import { createTtyRenderer } from './tty.js';
+import { formatPlain } from './format.js';
+
+export { formatPlain };
 
 export type ProgressMode = 'auto' | 'plain' | 'json' | 'quiet';
 
@@ -39,30 +42,4 @@ export function createRenderer(mode: ProgressMode, out: NodeJS.WritableStream): 
       };
     }
   }
-}
-
-export function formatPlain(e: ProgressEvent): string {
-  switch (e.type) {
-    case 'step':
-      return e.status === 'error' ? `${e.id} ERROR ${e.name}: ${e.error ?? ''}` : e.status === 'start' ? `${e.id} ${e.name}` : `${e.id} ${e.status.toUpperCase()}`;
-    case 'log':
-      return e.text.replace(/\n$/, '');
-    case 'blob': {
-      const short = e.digest.slice(7, 19);
-      const size = e.total !== undefined ? `${fmtBytes(e.current)}/${fmtBytes(e.total)}` : fmtBytes(e.current);
-      return `${e.action} ${short} ${e.done ? 'done ' : ''}${size}`;
-    }
-    case 'warning': {
-      const where = e.location ? `${e.location.file}:${e.location.line}: ` : '';
-      return `warning: ${where}${e.message}`;
-    }
-    case 'info':
-      return e.message;
-  }
-}
-
-function fmtBytes(n: number): string {
-  if (n < 1024) return `${n}B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)}KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)}MiB`;
 }

@@ -7,7 +7,7 @@
  * blob byte counts redraw at most every 80 ms.
  */
 import type { ProgressEvent, ProgressListener } from './events.js';
-import { formatPlain } from './render.js';
+import { formatPlain } from './format.js';
 
 const CSI = '\x1b[';
 const BLOB_REDRAW_MS = 80;
