@@ -4,7 +4,7 @@
  * bytes are still flowing, and in the concurrency pool; each fails with
  * ABORTED, leaves no temp file and writes no tag.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -12,7 +12,7 @@
  * Buildah's unpackers do (Buildah 1.28 fails instead when the real directory
  * does not exist; Docker creates it).
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -5,7 +5,7 @@
  * it appears in no step name, progress event, history entry or error, as
  * `ocistack build --progress json` and the library show them.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';

@@ -4,7 +4,7 @@
  * the page's type list, and nothing is re-exported wholesale (`export *`),
  * so an internal can never leak into the API by accident.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -6,7 +6,7 @@
  * that logs every request's Authorization header; the target is an htpasswd
  * registry with another password, like IDPBuilder's Gitea next to docker.io.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -3,7 +3,7 @@
  * Security): blob redirects to storage are pre-signed URLs whose query
  * carries the signature, and upload locations carry state tokens.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
 import { BlobStore } from '../lib/image/store.js';

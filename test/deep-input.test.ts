@@ -4,7 +4,7 @@
  * RangeError from the call stack), and paths with many components cost work
  * linear in their depth. Work is counted (ImageFs.steps), never timed.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

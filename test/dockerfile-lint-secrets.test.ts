@@ -3,7 +3,7 @@
  * names warn, where, and how `# check=skip=` silences it. The main case is
  * BuildKit's own integration test Dockerfile (dockerfile_check_test.go).
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { plan } from '../lib/dockerfile/index.js';
 import { looksLikeSecretName, parseCheckSkips } from '../lib/dockerfile/lint-secrets.js';

@@ -6,7 +6,7 @@
  * both see 3. (Before, lib/image/config's getEnv took the first entry and an
  * ENV over a duplicated base key left the stale later entry winning.)
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { getEnv, setEnv } from '../lib/image/env.js';
 import { applyInstruction, emptyImageConfig, getEnv as configGetEnv } from '../lib/image/config.js';

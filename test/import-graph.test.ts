@@ -5,7 +5,7 @@
  * node) nor between single files. Read from the TypeScript sources, static
  * `import`/`export ... from` and dynamic `import()` alike, type-only too.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -11,7 +11,7 @@
  *  - the interrupted build's tag is not in the registry (skopeo inspect fails);
  * and at the end a build succeeds, with its tag, output and digest file.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';

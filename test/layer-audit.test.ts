@@ -4,7 +4,7 @@
  * layer, and fail deliberately bad ones with GNU tar's words. An audit that
  * cannot fail, or that sees no layers, would prove nothing.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';

@@ -6,7 +6,7 @@
  * numbers, and what tar cannot carry is refused with LAYER_ENTRY at the
  * instruction's location, leaving nothing in the store.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';

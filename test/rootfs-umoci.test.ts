@@ -9,7 +9,7 @@
  * hashes, symlink targets, device numbers, hard-link groups, xattrs, mtimes.
  * Needs root (umoci unpack without --rootless, device nodes).
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';

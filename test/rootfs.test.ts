@@ -6,7 +6,7 @@
  * Owners, devices and security.* xattrs need root (this suite runs as root);
  * the unprivileged behaviour is forced with `privileged: false`.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';

@@ -4,7 +4,7 @@
  * ids, V7 archives; corrupt and truncated input is a TarFormatError.
  * (Sparse files, devices and FIFOs: test/add-archive.test.ts.)
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';

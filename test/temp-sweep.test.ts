@@ -6,7 +6,7 @@
  * start time is "alive"), and of other hosts. OCI layout staging dirs and
  * --digest-file temps beside a destination are swept the same way.
  */
-import { test } from 'uvu';
+import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';

@@ -183,6 +183,7 @@ class LayerPlan {
     const existing = this.target.lstat(dest);
     if (existing?.type === 'dir' && !this.entries.has(dest)) throw this.fail(`cannot unpack ${special.type === 'fifo' ? 'a FIFO' : 'a device'} over directory ${dest}`, 'remove the directory first, or unpack elsewhere', 'COPY_DEST');
     const owner = this.owner ?? { uid: stat.uid, gid: stat.gid };
+    this.replacing(dest);
     this.entries.set(dest, {
       path: dest,
       type: special.type,
