@@ -9,6 +9,7 @@ import { progressFromFlags } from '../progress-flag.js';
 import { copyImage, formatLocation, parseLocation } from '../../registry/copy.js';
 import { flagBool, flagString, parseArgs, type FlagSpec } from '../args.js';
 import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
+import { checkFileDest } from '../../build/output-dest.js';
 import type { CliCommand, CliIO } from '../types.js';
 
 export const copyFlagSpecs: FlagSpec[] = [
@@ -56,6 +57,8 @@ export async function runCopy(argv: string[], io: CliIO, name: 'copy' | 'push', 
   const onProgress = progressFromFlags(p, io);
   // --insecure/--creds apply to the registries named on this command line.
   const targets = [source, destination].filter((l) => l.transport === 'docker').map((l) => (l as { ref: string }).ref);
+  const digestFileFlag = flagString(p, 'digest-file');
+  if (digestFileFlag) await checkFileDest((await import('node:path')).resolve(io.cwd, digestFileFlag), '--digest-file');
   const registry = await registryOptionsFromFlags(p, { targets, io });
   const cacheDir = flagString(p, 'cache-dir');
   const store = new BlobStore(cacheDir ? (await import('node:path')).resolve(io.cwd, cacheDir) : undefined);
