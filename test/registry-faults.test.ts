@@ -9,13 +9,17 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { build } from '../lib/build/build.js';
 import { OcistackError } from '../lib/errors.js';
 import { BlobStore } from '../lib/image/store.js';
 import { pullImage, pushImage, type RegistryOptions } from '../lib/registry/index.js';
 import { guard, startSilentTcp, startSilentTls, startStallingRegistry, type FaultServer, type StallingRegistry } from './helpers/fault-servers.js';
 import { testCerts } from './helpers/certs.js';
+import { ocistack } from './helpers/cli.js';
+import { parseArgs } from '../lib/cli/args.js';
+import { parseDuration, registryFlagSpecs, registryOptionsFromFlags } from '../lib/cli/registry-flags.js';
 import { makeRandomImage } from './helpers/random-image.js';
 import { makeTempDir } from './helpers/tools.js';
 
@@ -155,6 +159,60 @@ test('an endless chunked error body does not hang the error: the 404 is reported
   const e = await failure(pullImage({ ref: reg.endlessErrorRef, store: newStore(), registry: await opts({ timeouts: undefined }) }), 'pull');
   assert.is(e.code, 'NOT_FOUND');
   assert.match(e.message, /HTTP 404/);
+});
+
+test('the CLI --timeout flag reaches the transport (ocistack pull --timeout 300ms against a silent TLS server)', async () => {
+  const srv = await startSilentTls();
+  servers.push(srv);
+  const certs = await testCerts();
+  const r = await guard(ocistack(['pull', '--progress', 'quiet', '--timeout', '300ms', '--ca-file', certs.caFile, `${srv.host}/x/y:1`], { env: { OCISTACK_CACHE_DIR: join(makeTempDir('faults-cache'), 'c') } }), 60_000, 'ocistack pull');
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, new RegExp(`registry ${srv.host.replace(/\./g, '\\.')}: no answer from ${srv.host.replace(/\./g, '\\.')} within 300ms after the request \\(6 tries\\)`));
+  assert.match(r.stderr, /hint: .*--timeout \(now 300ms\)/);
+  const usage = await ocistack(['pull', '--timeout', 'soon', `${srv.host}/x/y:1`]);
+  assert.is(usage.code, 2);
+  assert.match(usage.stderr, /--timeout "soon" is not a duration/);
+});
+
+test('build({ registry: { timeouts } }) passes the limits to the base image pull', async () => {
+  const srv = await startSilentTls();
+  servers.push(srv);
+  const ctx = makeTempDir('faults-ctx');
+  writeFileSync(join(ctx, 'Dockerfile'), `FROM ${srv.host}/x/base:1\n`);
+  const e = await failure(build({ context: ctx, cacheDir: join(makeTempDir('faults-cache'), 'c'), env: {}, registry: await opts() }), 'build');
+  assert.is(e.code, 'REGISTRY_TIMEOUT');
+  assert.is(e.registry, srv.host);
+  assert.match(e.message, /no answer from .* within 300ms/);
+});
+
+test('--timeout durations; --plain-http and --tls-verify=false apply to the command-line registries only', async () => {
+  assert.is(parseDuration('300ms', 'timeout'), 300);
+  assert.is(parseDuration('30s', 'timeout'), 30_000);
+  assert.is(parseDuration('1m30s', 'timeout'), 90_000);
+  assert.is(parseDuration('2', 'timeout'), 2000);
+  for (const bad of ['', 'soon', '10x', '0s', '5 s', 's']) {
+    try {
+      parseDuration(bad, 'timeout');
+      assert.unreachable(bad);
+    } catch (e) {
+      assert.is((e as OcistackError).code, 'USAGE', bad);
+    }
+  }
+  const io = { env: {}, cwd: '/', stdin: process.stdin, stdout: process.stdout, stderr: process.stderr } as unknown as Parameters<typeof registryOptionsFromFlags>[1]['io'];
+  const parse = (argv: string[]) => parseArgs(argv, registryFlagSpecs, 'test');
+  const o = await registryOptionsFromFlags(parse(['--plain-http', '--timeout', '5s']), { targets: ['reg.local:5000/a/b:1'], io });
+  assert.equal(o.plainHttpRegistries, ['reg.local:5000']);
+  assert.equal(o.timeouts, { connectMs: 5000, tlsMs: 5000, idleMs: 5000 });
+  const v = await registryOptionsFromFlags(parse(['--tls-verify=false']), { targets: ['reg.local:5000/a/b:1'], io });
+  assert.equal(v.insecureRegistries, ['reg.local:5000']);
+  assert.equal(v.httpFallbackRegistries, ['reg.local:5000']);
+  assert.is((await registryOptionsFromFlags(parse(['--tls-verify=true']), { targets: ['reg.local:5000/a/b:1'], io })).httpFallbackRegistries, undefined);
+  try {
+    await registryOptionsFromFlags(parse(['--plain-http']), { targets: [], io });
+    assert.unreachable('--plain-http without a registry');
+  } catch (e) {
+    assert.is((e as OcistackError).exitCode, 2);
+  }
 });
 
 test.after(async () => {
