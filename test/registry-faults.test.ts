@@ -15,7 +15,7 @@ import { build } from '../lib/build/build.js';
 import { OcistackError } from '../lib/errors.js';
 import { BlobStore } from '../lib/image/store.js';
 import { pullImage, pushImage, type RegistryOptions } from '../lib/registry/index.js';
-import { guard, startSilentTcp, startSilentTls, startStallingRegistry, type FaultServer, type StallingRegistry } from './helpers/fault-servers.js';
+import { guard, startSilentTcp, startSilentTls, startStallingRegistry, startUnconnectable, type FaultServer, type StallingRegistry } from './helpers/fault-servers.js';
 import { testCerts } from './helpers/certs.js';
 import { ocistack } from './helpers/cli.js';
 import { parseArgs } from '../lib/cli/args.js';
@@ -72,6 +72,15 @@ test('(a) TCP accepted, TLS never started: "TLS handshake with HOST did not fini
   assert.is(e.code, 'REGISTRY_TIMEOUT');
   assert.match(e.message, new RegExp(`TLS handshake with ${srv.host.replace(/\./g, '\\.')} did not finish within 300ms`));
   assert.is(srv.connections(), RETRY.attempts);
+});
+
+test('connect never completes (accept queue full, SYNs dropped): "could not connect to HOST within 300ms"', async () => {
+  const srv = await startUnconnectable();
+  servers.push(srv);
+  const e = await failure(pullImage({ ref: `${srv.host}/x/y:1`, store: newStore(), registry: await opts() }), 'pull');
+  assert.is(e.code, 'REGISTRY_TIMEOUT');
+  assert.is(e.registry, srv.host);
+  assert.match(e.message, new RegExp(`could not connect to ${srv.host.replace(/\./g, '\\.')} within 300ms \\(3 tries\\)`));
 });
 
 test('(b) TLS handshake done, then silence: "no answer from HOST"', async () => {

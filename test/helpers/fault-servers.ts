@@ -50,6 +50,38 @@ export async function startSilentTcp(): Promise<FaultServer> {
   return { host: `127.0.0.1:${port}`, connections: () => count, close: closer(server, sockets) };
 }
 
+/**
+ * A listener whose connects never complete: a child process listens with a
+ * backlog of 1 and is stopped (SIGSTOP), two filler connections fill the
+ * kernel's accept queue, and from then on the kernel drops every SYN, so a
+ * connect hangs exactly as towards a host behind a dropping firewall.
+ */
+export async function startUnconnectable(): Promise<FaultServer> {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['-e', `const s=require('net').createServer();s.listen({port:0,host:'127.0.0.1',backlog:1},()=>console.log(s.address().port))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.stdout!.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+  });
+  child.kill('SIGSTOP');
+  const fillers: net.Socket[] = [];
+  for (let i = 0; i < 3; i++) {
+    const f = net.connect(port, '127.0.0.1');
+    f.on('error', () => undefined);
+    fillers.push(f);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  return {
+    host: `127.0.0.1:${port}`,
+    connections: () => 0,
+    close: async () => {
+      for (const f of fillers) f.destroy();
+      child.kill('SIGKILL');
+      child.kill('SIGCONT');
+    },
+  };
+}
+
 /** (b) Completes the TLS handshake (the test certificate) and then never answers. */
 export async function startSilentTls(): Promise<FaultServer> {
   const certs = await testCerts();
