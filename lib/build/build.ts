@@ -37,6 +37,7 @@ import { silent, type ProgressListener } from '../progress/events.js';
 import type { BuildOptions, BuildResult } from './options.js';
 import { sourceDateEpochFrom, isoTime } from './time.js';
 import { workdirLayerEntries } from './workdir.js';
+import { checkLayoutDest } from './output-dest.js';
 
 /** A built stage: its config and its layers (aligned with config.rootfs.diff_ids). */
 interface StageResult {
@@ -75,8 +76,9 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const dockerfileName = displayPath(dockerfilePath);
   const text = opts.dockerfileText ?? (await readDockerfile(dockerfilePath, dockerfileName));
 
-  // Bad tags fail before any work is done.
+  // Bad tags and unusable output destinations fail before any work is done.
   const tagRefs = (opts.tags ?? []).map((t) => parseReference(t));
+  for (const out of opts.output === undefined ? [] : Array.isArray(opts.output) ? opts.output : [opts.output]) await checkLayoutDest(path.resolve(out.dest));
   if (opts.insecure) {
     const hosts = tagRefs.map((r) => r.registry);
     opts = { ...opts, registry: { ...opts.registry, insecureRegistries: [...(opts.registry?.insecureRegistries ?? []), ...hosts] } };

@@ -1,11 +1,12 @@
 /**
  * Registry flags shared by build, push, copy, pull and login:
- * `--insecure`, `--ca-file`, `--cert-dir`, `--creds`, `--chunk-size`.
- * `--insecure` and `--creds` apply to the registries of the command's
- * targets only (the destination of a push or copy, the image pulled, the
- * tags of a build), never to every registry the command talks to: a base
- * image's registry gets neither. OCISTACK_USERNAME/PASSWORD have the same
- * scope as `--creds`.
+ * `--insecure`, `--plain-http`, `--tls-verify`, `--ca-file`, `--cert-dir`,
+ * `--creds`, `--chunk-size`, `--timeout`.
+ * `--insecure`, `--plain-http` and `--tls-verify=false` apply to the
+ * registries of the command's targets only (the destination of a push or
+ * copy, the image pulled, the tags of a build); `--creds` to the target
+ * registry only. A base image's registry gets none of them.
+ * OCISTACK_USERNAME/PASSWORD have the same scope as `--creds`.
  */
 import * as path from 'node:path';
 import { UsageError } from '../errors.js';
@@ -16,6 +17,9 @@ import type { CliIO } from './types.js';
 
 export const registryFlagSpecs: FlagSpec[] = [
   { name: 'insecure', type: 'boolean' },
+  { name: 'plain-http', type: 'boolean' },
+  { name: 'tls-verify', type: 'boolean' },
+  { name: 'timeout', type: 'string' },
   { name: 'ca-file', type: 'string' },
   { name: 'cert-dir', type: 'string' },
   { name: 'creds', type: 'string' },
@@ -24,6 +28,12 @@ export const registryFlagSpecs: FlagSpec[] = [
 
 /** Help lines for the flags above, for commands' `--help`. */
 export const registryFlagsHelp = `      --insecure             skip TLS verification for the registries named on the command line only
+      --plain-http           talk plain HTTP (no TLS) to the registries named on the command line
+      --tls-verify=false     as skopeo: for those registries skip TLS verification, and use plain HTTP
+                             when HTTPS fails before any answer (--insecure plus a fallback)
+      --timeout DURATION     time limit for connecting, the TLS handshake and any silence while a
+                             request waits, uploads or downloads (e.g. 30s, 2m; default: connect 30s,
+                             TLS handshake 10s, silence 30s); then retries, then an error
       --ca-file FILE         trust the CA certificates in this PEM file (in addition to the system's)
       --cert-dir DIR         certs.d-style directory: DIR/HOST:PORT/ca.crt (and client *.cert/*.key)
       --creds USER[:PASS]    credentials for the target registry only (the -t tags, push/copy destination, pulled image);
@@ -38,6 +48,27 @@ export function parseSize(s: string, flag: string): number {
   const n = Math.floor(Number(m[1]) * mult);
   if (n < 1024 * 1024) throw new UsageError(`--${flag} ${s} is too small`, `use at least 1m`);
   return n;
+}
+
+/** Parse `300ms`, `30s`, `2m`, `1h`, `1m30s` or a bare number of seconds into ms. */
+export function parseDuration(s: string, flag: string): number {
+  const text = s.trim();
+  const usage = () => new UsageError(`--${flag} "${s}" is not a duration`, `write e.g. --${flag} 30s (units ms, s, m, h; a bare number is seconds)`);
+  let ms: number;
+  if (/^\d+(?:\.\d+)?$/.test(text)) ms = Number(text) * 1000;
+  else {
+    const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/gy;
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+    ms = 0;
+    let end = 0;
+    for (let m = re.exec(text); m; m = re.exec(text)) {
+      ms += Number(m[1]) * unit[m[2] as keyof typeof unit];
+      end = re.lastIndex;
+    }
+    if (end === 0 || end !== text.length) throw usage();
+  }
+  if (!(ms >= 1)) throw new UsageError(`--${flag} ${s} is too short`, `use at least 1ms, e.g. --${flag} 30s`);
+  return Math.round(ms);
 }
 
 /** Registry host of a command-line target (`docker://REF`, a bare REF); undefined for oci:/docker-archive: targets. */
@@ -82,6 +113,21 @@ export async function registryOptionsFromFlags(parsed: ParsedArgs, ctx: { target
   if (flagBool(parsed, 'insecure')) {
     if (!hosts.length) throw new UsageError('--insecure needs a registry destination to apply to', 'name the registry image (e.g. -t host:port/owner/image:tag), or drop --insecure');
     opts.insecureRegistries = hosts;
+  }
+  if (flagBool(parsed, 'plain-http')) {
+    if (!hosts.length) throw new UsageError('--plain-http needs a registry destination to apply to', 'name the registry image (e.g. -t host:port/owner/image:tag), or drop --plain-http');
+    opts.plainHttpRegistries = hosts;
+  }
+  if (parsed.flags.get('tls-verify') === false) {
+    if (!hosts.length) throw new UsageError('--tls-verify=false needs a registry destination to apply to', 'name the registry image (e.g. -t host:port/owner/image:tag), or drop --tls-verify=false');
+    // skopeo: no verification, and plain HTTP when HTTPS fails (containers/image's ping fallback).
+    opts.insecureRegistries = [...new Set([...(opts.insecureRegistries ?? []), ...hosts])];
+    opts.httpFallbackRegistries = hosts;
+  }
+  const timeout = flagString(parsed, 'timeout');
+  if (timeout !== undefined) {
+    const ms = parseDuration(timeout, 'timeout');
+    opts.timeouts = { connectMs: ms, tlsMs: ms, idleMs: ms };
   }
   const caFile = flagString(parsed, 'ca-file');
   if (caFile) opts.caFile = path.resolve(ctx.io.cwd, caFile);

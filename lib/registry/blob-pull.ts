@@ -77,8 +77,8 @@ export async function pullBlob(client: RegistryClient, repository: string, desc:
       } catch (e) {
         if (e instanceof OcistackError) throw e;
         throwIfAborted(signal);
-        if (attempt + 1 >= client.retry.attempts) throw networkError(client.registry, e);
-        await sleep(backoffDelay(attempt, client.retry));
+        if (attempt + 1 >= client.retry.attempts) throw networkError(client.registry, e, { what: `download of blob ${desc.digest}`, tries: attempt + 1 });
+        await sleep(backoffDelay(attempt, client.retry), signal ?? client.signal);
       }
     }
     const { digest, size: written } = await sink.finish();

@@ -176,6 +176,7 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
           body: bodyFor(0, desc.size),
           scopes,
           retry: false,
+          what: `upload of blob ${desc.digest}`,
         });
         if (res.status === 413 && shrink(ctx)) {
           await res.arrayBuffer().catch(() => undefined);
@@ -195,6 +196,7 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
           body: bodyFor(offset, end),
           scopes,
           retry: false,
+          what: `upload of blob ${desc.digest}`,
         });
         await res.arrayBuffer().catch(() => undefined);
         if (res.status === 413 && shrink(ctx)) continue;
@@ -211,8 +213,8 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
       break;
     } catch (e) {
       if (ctx.signal?.aborted) throw abortError(ctx.signal);
-      // Broken connections are worth a resume; every other OcistackError is final.
-      if (e instanceof OcistackError && e.code !== 'REGISTRY_UNREACHABLE') throw e;
+      // Broken or stalled connections are worth a resume; every other OcistackError is final.
+      if (e instanceof OcistackError && e.code !== 'REGISTRY_UNREACHABLE' && e.code !== 'REGISTRY_TIMEOUT') throw e;
       failures++;
       if (failures >= client.retry.attempts) throw e instanceof TransientUploadError && e.inner instanceof Error && /^HTTP/.test(e.inner.message)
         ? new OcistackError(`${what}: ${e.inner.message} after ${failures} tries`, { code: 'REGISTRY_HTTP', registry: client.registry, hint: 'the registry or a proxy keeps failing; check its logs and retry' })
@@ -220,7 +222,7 @@ async function uploadBlob(ctx: BlobPushContext, desc: Descriptor, mountLocation?
           ? e
           : networkError(client.registry, e instanceof TransientUploadError ? e.inner : e);
       const wait = (e instanceof TransientUploadError ? e.waitMs : undefined) ?? backoffDelay(failures - 1, client.retry);
-      await sleep(wait);
+      await sleep(wait, client.signal);
       // Resume where the registry says the upload stands; a forgotten upload starts over.
       const restart = e instanceof TransientUploadError && e.restart;
       const status = location && !restart ? await uploadStatus(ctx, location).catch(() => undefined) : undefined;

@@ -10,9 +10,9 @@ import { silent, type ProgressListener } from '../progress/events.js';
 import { parseChallenges, type Challenge } from './challenge.js';
 import { resolveCredentials, type ResolvedCredentials } from './credentials.js';
 import { apiHost } from './reference.js';
-import { httpRequest, type HttpResponse } from './http.js';
+import { abortError, BODY_LIMITS, DEFAULT_TIMEOUTS, formatDuration, httpRequest, StallError, type HttpResponse, type Timeouts } from './http.js';
 import { backoffDelay, isRetryableStatus, resolveRetry, retryAfterMs, sleep, type ResolvedRetry } from './retry.js';
-import { agentFor, hostListed, isTlsError, tlsError } from './tls.js';
+import { agentFor, errorCode, hostListed, isPlainHttpAnswer, isTlsError, tlsError } from './tls.js';
 import type { RegistryOptions } from './types.js';
 
 export type Body = Buffer | Readable | string;
@@ -30,6 +30,8 @@ export interface RequestSpec {
   scopes: string[];
   /** Retry network errors, 5xx and 429 here (default true). Uploads that resume themselves pass false. */
   retry?: boolean;
+  /** What the request does, for a stall's message (e.g. `upload of blob sha256:…`). */
+  what?: string;
 }
 
 const USER_AGENT = 'ocistack/0.1';
@@ -78,10 +80,15 @@ function agentForOther(url: URL, opts: RegistryOptions): http.Agent | undefined 
 }
 
 export class RegistryClient {
-  readonly baseUrl: string;
+  /** `https://host` or, for plain-HTTP registries (or after a --tls-verify=false fallback), `http://host`. */
+  baseUrl: string;
   readonly host: string;
-  private readonly agent: http.Agent;
+  private agent: http.Agent;
+  /** `httpFallbackRegistries`: may still switch to plain HTTP (until a request over HTTPS got an answer). */
+  private mayFallBack: boolean;
   private readonly retryPolicy: ResolvedRetry;
+  /** Time limits of every request (RegistryOptions.timeouts over the defaults). */
+  readonly timeouts: Timeouts;
   private creds?: Promise<ResolvedCredentials>;
   private challenge?: Challenge;
   private readonly tokens = new Map<string, CachedToken>();
@@ -96,7 +103,19 @@ export class RegistryClient {
     const plain = hostListed(opts.plainHttpRegistries, registry);
     this.baseUrl = `${plain ? 'http' : 'https'}://${this.host}`;
     this.agent = agentFor(registry, opts, plain);
+    this.mayFallBack = !plain && hostListed(opts.httpFallbackRegistries, registry);
     this.retryPolicy = resolveRetry(opts.retry);
+    this.timeouts = resolveTimeouts(opts.timeouts);
+  }
+
+  /** Aborts every request of this client (RegistryOptions.signal). */
+  get signal(): AbortSignal | undefined {
+    return this.opts.signal;
+  }
+
+  /** Throw the ABORTED error when the signal has fired. */
+  throwIfAborted(): void {
+    if (this.opts.signal?.aborted) throw abortError(this.opts.signal, this.registry);
   }
 
   close(): void {
@@ -152,17 +171,19 @@ export class RegistryClient {
     if (credentials) headers.Authorization = basicHeader(credentials.username, credentials.password);
     let res: Response | undefined;
     for (let attempt = 0; ; attempt++) {
+      this.throwIfAborted();
       try {
         res = await this.getFollowingRedirects(url.href, headers);
       } catch (e) {
+        if (e instanceof OcistackError) throw e;
         if (isTlsError(e)) throw tlsError(url.host, e, this.opts);
-        if (attempt + 1 >= this.retryPolicy.attempts) throw networkError(this.registry, e);
-        await sleep(backoffDelay(attempt, this.retryPolicy));
+        if (attempt + 1 >= this.retryPolicy.attempts) throw networkError(this.registry, e, { timeouts: this.timeouts });
+        await sleep(backoffDelay(attempt, this.retryPolicy), this.opts.signal);
         continue;
       }
       if (isRetryableStatus(res.status) && attempt + 1 < this.retryPolicy.attempts) {
         await res.arrayBuffer().catch(() => undefined);
-        await sleep(retryAfterMs(res.headers.get('retry-after')) ?? backoffDelay(attempt, this.retryPolicy));
+        await sleep(retryAfterMs(res.headers.get('retry-after')) ?? backoffDelay(attempt, this.retryPolicy), this.opts.signal);
         continue;
       }
       break;
@@ -186,7 +207,7 @@ export class RegistryClient {
         hint: 'check that the registry and its token service are up',
       });
     }
-    const body = (await res.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const body = (await res.json(BODY_LIMITS.token, 'token answer')) as { token?: string; access_token?: string; expires_in?: number };
     const token = body.token || body.access_token;
     if (!token) {
       throw new OcistackError(`token service of ${this.registry} answered without a token`, { code: 'REGISTRY_AUTH', registry: this.registry, hint: 'the token service must answer {"token": ...} or {"access_token": ...}' });
@@ -208,6 +229,7 @@ export class RegistryClient {
     let authenticatedOnce = false;
     const retry = spec.retry ?? true;
     for (let attempt = 0; ; ) {
+      this.throwIfAborted();
       let res: Response;
       let usedToken = false;
       try {
@@ -216,11 +238,16 @@ export class RegistryClient {
         res = await this.send(spec, auth);
       } catch (e) {
         if (e instanceof OcistackError) throw e;
+        if (this.mayFallBack && canFallBack(e)) {
+          this.fallBackToHttp(e);
+          continue;
+        }
         if (isTlsError(e)) throw tlsError(this.registry, e, this.opts);
-        if (!retry || attempt + 1 >= this.retryPolicy.attempts) throw networkError(this.registry, e);
-        await sleep(backoffDelay(attempt++, this.retryPolicy));
+        if (!retry || attempt + 1 >= this.retryPolicy.attempts) throw networkError(this.registry, e, { what: spec.what, timeouts: this.timeouts, tries: attempt + 1 });
+        await sleep(backoffDelay(attempt++, this.retryPolicy), this.opts.signal);
         continue;
       }
+      this.mayFallBack = false;
       if (res.status === 401) {
         const challenges = parseChallenges(res.headers.get('www-authenticate'));
         const ch = challenges.find((c) => c.scheme === 'bearer') ?? challenges.find((c) => c.scheme === 'basic');
@@ -241,11 +268,24 @@ export class RegistryClient {
         const wait = retryAfterMs(res.headers.get('retry-after')) ?? backoffDelay(attempt, this.retryPolicy);
         attempt++;
         await res.arrayBuffer().catch(() => undefined);
-        await sleep(wait);
+        await sleep(wait, this.opts.signal);
         continue;
       }
       return res;
     }
+  }
+
+  /**
+   * skopeo's `--tls-verify=false`: HTTPS failed before any answer (a plain-HTTP
+   * server, or no TLS listener), so talk plain HTTP to this registry from now on.
+   */
+  private fallBackToHttp(e: unknown): void {
+    this.mayFallBack = false;
+    this.agent.destroy();
+    this.agent = agentFor(this.registry, this.opts, true);
+    this.baseUrl = `http://${this.host}`;
+    const why = isPlainHttpAnswer(e) ? 'it answered plain HTTP' : `HTTPS failed (${errorCode(e) ?? (e as Error)?.message})`;
+    this.progress({ type: 'info', message: `${this.registry}: ${why}; using plain HTTP (--tls-verify=false)` });
   }
 
   /** Absolute URL for a path or an upload Location (which may be relative). */
@@ -259,7 +299,8 @@ export class RegistryClient {
     let h = headers;
     for (let hop = 0; hop < 10; hop++) {
       const u = new URL(url);
-      const res = await httpRequest(url, { headers: h, agent: u.host === this.host ? this.agent : agentForOther(u, this.opts) });
+      const same = u.host === this.host;
+      const res = await httpRequest(url, { headers: h, agent: same ? this.agent : agentForOther(u, this.opts), timeouts: this.timeouts, signal: this.opts.signal, peer: same ? this.registry : u.host });
       const loc = res.headers.get('location');
       if (![301, 302, 303, 307, 308].includes(res.status) || !loc) return res;
       await res.arrayBuffer().catch(() => undefined);
@@ -282,7 +323,7 @@ export class RegistryClient {
       const sameHost = u.host === this.host || (u.host === this.host.replace(/:443$/, '') && u.protocol === 'https:');
       const headers: Record<string, string> = { 'User-Agent': USER_AGENT, ...spec.headers };
       if (auth && sameHost) headers.Authorization = auth;
-      const res = await httpRequest(url, { method, headers, body, agent: sameHost ? this.agent : agentForOther(u, this.opts) });
+      const res = await httpRequest(url, { method, headers, body, agent: sameHost ? this.agent : agentForOther(u, this.opts), timeouts: this.timeouts, signal: this.opts.signal, peer: sameHost ? this.registry : u.host });
       if (process.env.OCISTACK_DEBUG_HTTP) process.stderr.write(`[http] +${Math.round(performance.now())}ms ${method} ${u.pathname}${u.search ? `?${[...new Set(u.searchParams.keys())].join('&')}` : ''} ${spec.headers?.['Content-Range'] ?? ''} -> ${res.status} ${res.headers.get('range') ?? ''}\n`);
       if (![301, 302, 303, 307, 308].includes(res.status)) return res;
       const loc = res.headers.get('location');
@@ -300,11 +341,56 @@ export class RegistryClient {
   }
 }
 
+/** Failures after which --tls-verify=false tries plain HTTP (containers/image falls back after any failed HTTPS ping). */
+function canFallBack(e: unknown): boolean {
+  if (e instanceof StallError) return e.phase === 'tls';
+  return isTlsError(e) || ['ECONNREFUSED', 'ECONNRESET', 'EPROTO', 'EPIPE'].includes(errorCode(e) ?? '');
+}
+
 export function basicHeader(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 }
 
-export function networkError(registry: string, e: unknown): OcistackError {
+/** RegistryOptions.timeouts over {@link DEFAULT_TIMEOUTS}; zero or negative values are refused. */
+export function resolveTimeouts(t: RegistryOptions['timeouts'] = {}): Timeouts {
+  const out = { ...DEFAULT_TIMEOUTS };
+  for (const k of ['connectMs', 'tlsMs', 'idleMs'] as const) {
+    const v = t[k];
+    if (v === undefined) continue;
+    if (!Number.isFinite(v) || v <= 0) {
+      throw new OcistackError(`registry timeout ${k} must be a positive number of milliseconds, got ${v}`, { code: 'USAGE', exitCode: 2, hint: 'write e.g. --timeout 30s' });
+    }
+    out[k] = Math.round(v);
+  }
+  return out;
+}
+
+export interface NetworkErrorContext {
+  /** What was under way, e.g. `download of blob sha256:…` (names a stalled transfer). */
+  what?: string;
+  timeouts?: Timeouts;
+  tries?: number;
+}
+
+/**
+ * The error for a network failure after the retries: a stall (code
+ * REGISTRY_TIMEOUT) says what stalled and for how long; anything else is
+ * REGISTRY_UNREACHABLE.
+ */
+export function networkError(registry: string, e: unknown, ctx: NetworkErrorContext = {}): OcistackError {
+  if (e instanceof StallError) {
+    let msg = e.message;
+    if (ctx.what && (e.phase === 'body' || e.phase === 'upload')) {
+      msg = e.phase === 'body' ? `${ctx.what} from ${e.peer} stalled: no data for ${formatDuration(e.ms)}` : `${ctx.what} to ${e.peer} stalled: no progress for ${formatDuration(e.ms)}`;
+    }
+    if (ctx.tries && ctx.tries > 1) msg += ` (${ctx.tries} tries)`;
+    return new OcistackError(msg, {
+      code: 'REGISTRY_TIMEOUT',
+      registry,
+      hint: `check that ${e.peer} is up and not overloaded; a slow link may need a longer --timeout (now ${formatDuration(e.ms)})`,
+      cause: e,
+    });
+  }
   const msg = (e as Error)?.message ?? String(e);
   return new OcistackError(`cannot reach ${registry}: ${msg}`, {
     code: 'REGISTRY_UNREACHABLE',
@@ -318,7 +404,7 @@ export function networkError(registry: string, e: unknown): OcistackError {
 export async function responseError(registry: string, res: Response, what: string): Promise<OcistackError> {
   let detail = '';
   try {
-    const text = await res.text();
+    const text = await res.text(BODY_LIMITS.error, 'error answer');
     try {
       const j = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
       detail = (j.errors ?? []).map((x) => [x.code, x.message].filter(Boolean).join(': ')).join('; ');

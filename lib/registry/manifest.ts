@@ -57,7 +57,8 @@ export async function fetchManifest(client: RegistryClient, repository: string, 
   if (len > MAX_MANIFEST_BYTES) {
     throw new OcistackError(`manifest of ${where} is ${len} bytes, over the 4 MiB limit`, { code: 'BAD_MANIFEST', registry: client.registry, hint: 'this is not a normal image manifest' });
   }
-  const bytes = Buffer.from(await res.arrayBuffer());
+  // Bounded also when the answer comes chunked, without Content-Length.
+  const bytes = Buffer.from(await res.arrayBuffer(MAX_MANIFEST_BYTES, `manifest of ${where}`));
   const digest = sha256(bytes);
   if (reference.startsWith('sha256:') && digest !== reference) {
     throw new OcistackError(`manifest of ${where} does not match its digest (got ${digest})`, { code: 'DIGEST_MISMATCH', registry: client.registry, hint: 'the registry served different content than asked for; check the registry' });

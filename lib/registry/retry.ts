@@ -1,7 +1,8 @@
 /**
  * Backoff for transient registry failures: network errors, 5xx and 429.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as delay } from 'node:timers/promises';
+import { abortError } from './http.js';
 import type { RetryPolicy } from './types.js';
 
 export interface ResolvedRetry {
@@ -39,4 +40,14 @@ export function isRetryableStatus(status: number): boolean {
   return status === 429 || status === 408 || (status >= 500 && status !== 501 && status !== 505);
 }
 
-export { sleep };
+/** Wait `ms` before a retry; an aborted `signal` ends the wait with the ABORTED error. */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (!signal) return void (await delay(ms));
+  if (signal.aborted) throw abortError(signal);
+  try {
+    await delay(ms, undefined, { signal });
+  } catch (e) {
+    if (signal.aborted) throw abortError(signal);
+    throw e;
+  }
+}

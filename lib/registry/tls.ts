@@ -144,7 +144,6 @@ const TLS_REASONS: Record<string, string> = {
   UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'its certificate is signed by an unknown CA',
   CERT_HAS_EXPIRED: 'its certificate has expired',
   ERR_TLS_CERT_ALTNAME_INVALID: 'its certificate is not valid for this host name',
-  ERR_SSL_WRONG_VERSION_NUMBER: 'it does not speak TLS on this port (plain HTTP?)',
 };
 
 /** The error code of a network error (Node's own, or one wrapping it as `cause`). */
@@ -166,8 +165,30 @@ export function isTlsError(e: unknown): boolean {
   return /certificate|self[- ]signed|SSL routines/i.test(msg);
 }
 
+/**
+ * Whether a TLS connection failed because the server answered with plain
+ * text: OpenSSL reads the first bytes of "HTTP/1.1 400 ..." as a TLS record
+ * header and reports "wrong version number" (OpenSSL 1.1/3, Node's EPROTO)
+ * or "packet length too long" (an older record parser).
+ */
+export function isPlainHttpAnswer(e: unknown): boolean {
+  const c = errorCode(e);
+  if (c === 'ERR_SSL_WRONG_VERSION_NUMBER' || c === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return true;
+  return /wrong version number|packet length too long/i.test(String((e as Error)?.message ?? ''));
+}
+
 /** Turn a TLS failure into an error that names the host, the reason, and both fixes. */
 export function tlsError(registry: string, e: unknown, opts: RegistryOptions = {}): OcistackError {
+  if (isPlainHttpAnswer(e)) {
+    return new OcistackError(`TLS connection to ${registry} failed: the server answered plain HTTP`, {
+      code: 'PLAIN_HTTP',
+      registry,
+      hint:
+        `if ${registry} is a plain-HTTP registry, pass --plain-http (API: registry.plainHttpRegistries: ["${registry}"]); ` +
+        `--tls-verify=false tries HTTPS without verification first, then plain HTTP`,
+      cause: e,
+    });
+  }
   const code = errorCode(e) ?? '';
   const why = TLS_REASONS[code] ?? String((e as Error)?.message ?? e);
   const certDir = opts.certDir ?? defaultCertDirs(opts.env)[0]!;

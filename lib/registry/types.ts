@@ -43,8 +43,29 @@ export interface RegistryOptions {
   env?: NodeJS.ProcessEnv;
   /** Chunk size for chunked blob uploads, bytes. */
   chunkSize?: number;
-  /** Plain http for these hosts (tests, localhost registries). */
+  /** Plain http for these hosts (`--plain-http`; tests, localhost registries). */
   plainHttpRegistries?: string[];
+  /**
+   * Hosts tried over HTTPS (without certificate verification) and, should the
+   * HTTPS attempt fail to connect or meet a plain-HTTP server, over plain HTTP:
+   * skopeo's `--tls-verify=false`. Implies `insecureRegistries` for them.
+   */
+  httpFallbackRegistries?: string[];
+  /**
+   * Time limits of every request, ms (`--timeout` sets all three). Defaults:
+   * connect 30 s and TLS handshake 10 s (Docker's and containers/image's
+   * transport), idle 30 s: no traffic for that long while waiting for an
+   * answer, uploading or downloading is a stall; it is retried like a network
+   * error and then reported as REGISTRY_TIMEOUT naming the registry.
+   */
+  timeouts?: RegistryTimeouts;
+  /**
+   * Aborting it destroys every request in flight and ends retries and their
+   * waits: the operation rejects with an OcistackError of code `ABORTED`
+   * (the signal's reason itself when that is an OcistackError), never retried,
+   * and no tag is written after the abort.
+   */
+  signal?: AbortSignal;
   onProgress?: ProgressListener;
   /**
    * Retry policy for network errors, 5xx and 429 (extension; defaults:
@@ -53,11 +74,15 @@ export interface RegistryOptions {
   retry?: RetryPolicy;
   /** Blobs transferred at the same time (extension; default 4). */
   concurrency?: number;
-  /**
-   * Abort every request and transfer of the call: it then fails with an
-   * OcistackError of code ABORTED, and no tag is written after the abort.
-   */
-  signal?: AbortSignal;
+}
+
+export interface RegistryTimeouts {
+  /** TCP connect (DNS lookup included). Default 30000. */
+  connectMs?: number;
+  /** TLS handshake after the connect. Default 10000. */
+  tlsMs?: number;
+  /** Longest silence on a connected socket, either direction. Default 30000. */
+  idleMs?: number;
 }
 
 export interface RetryPolicy {

@@ -14,6 +14,8 @@ import { flagBool, flagList, flagString, parseArgs, parseKeyValues, type FlagSpe
 import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
 import type { CliCommand, CliIO } from '../types.js';
 import { writeFileAtomic } from '../write-file.js';
+import { buildMetadata } from '../metadata-file.js';
+import { checkFileDest } from '../../build/output-dest.js';
 
 const specs: FlagSpec[] = [
   { name: 'file', short: 'f', type: 'string' },
@@ -24,6 +26,7 @@ const specs: FlagSpec[] = [
   { name: 'push', type: 'boolean' },
   { name: 'output', short: 'o', type: 'list' },
   { name: 'digest-file', type: 'string' },
+  { name: 'metadata-file', type: 'string' },
   { name: 'progress', type: 'string' },
   { name: 'source-date-epoch', type: 'string' },
   { name: 'cache-dir', type: 'string' },
@@ -45,6 +48,11 @@ Options:
   -o, --output type=oci,dest=DIR
                              also write the image to an OCI image layout directory
       --digest-file FILE     write the manifest digest (sha256:...) to FILE
+      --metadata-file FILE   write what was built as JSON to FILE, with buildx's keys
+                             (containerimage.digest, containerimage.config.digest,
+                             containerimage.descriptor, image.name) plus ocistack.layers
+                             and ocistack.pushed
+                             (FILE's directory, and --output's, are checked before the build starts)
       --progress MODE        auto, plain, json or quiet (default auto)
       --source-date-epoch N  clamp all timestamps to N (also read from $SOURCE_DATE_EPOCH)
       --cache-dir DIR        blob cache (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)
@@ -88,6 +96,11 @@ export const command: CliCommand = {
     if (push && tags.length === 0) throw new UsageError('--push needs at least one -t REF', 'add -t REGISTRY/OWNER/IMAGE:TAG');
     const epoch = flagString(p, 'source-date-epoch');
     const onProgress = progressFromFlags(p, io);
+    // Result files are written after the build: a bad destination fails now, not then.
+    const digestFile = flagString(p, 'digest-file');
+    const metadataFile = flagString(p, 'metadata-file');
+    if (digestFile) await checkFileDest(path.resolve(io.cwd, digestFile), '--digest-file');
+    if (metadataFile) await checkFileDest(path.resolve(io.cwd, metadataFile), '--metadata-file');
     const registry = await registryOptionsFromFlags(p, { targets: tags, io });
 
     const result = await build({
@@ -116,9 +129,9 @@ export const command: CliCommand = {
           : 'the image is only in the build cache, unnamed: add -t REF (then "ocistack push REF"), --push, or --output type=oci,dest=DIR',
       });
     }
-    const digestFile = flagString(p, 'digest-file');
     throwIfAborted(io.signal); // no digest file for an interrupted build
     if (digestFile) await writeFileAtomic(path.resolve(io.cwd, digestFile), `${result.manifestDigest}\n`);
+    if (metadataFile) await writeFileAtomic(path.resolve(io.cwd, metadataFile), JSON.stringify(buildMetadata(result), null, 2) + '\n');
     for (const ref of result.pushed) onProgress({ type: 'info', message: `pushed ${ref}@${result.manifestDigest}` });
     io.stdout.write(`${result.manifestDigest}\n`);
     return 0;

@@ -11,6 +11,7 @@ import { parseReference } from '../../registry/reference.js';
 import type { Credentials } from '../../registry/types.js';
 import { flagBool, flagString, parseArgs, type FlagSpec, type ParsedArgs } from '../args.js';
 import { parseCreds, registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
+import { checkFileDest } from '../../build/output-dest.js';
 import type { CliCommand, CliIO } from '../types.js';
 
 export const copyFlagSpecs: FlagSpec[] = [
@@ -84,6 +85,8 @@ export async function runCopy(argv: string[], io: CliIO, name: 'copy' | 'push', 
   // --insecure applies to the registries named on this command line; --creds
   // to the destination registry (the source's when the destination is no registry).
   const targets = [source, destination].filter((l) => l.transport === 'docker').map((l) => (l as { ref: string }).ref);
+  const digestFileFlag = flagString(p, 'digest-file');
+  if (digestFileFlag) await checkFileDest((await import('node:path')).resolve(io.cwd, digestFileFlag), '--digest-file');
   const registry = await registryOptionsFromFlags(p, { targets, credsHosts: copyCredentialHosts(source, destination), io });
   const byHost = await sideCredentials(p, source, destination, io);
   if (byHost) registry.credentialsByHost = byHost;
