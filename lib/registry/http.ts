@@ -19,6 +19,7 @@ import * as https from 'node:https';
 import type { Socket } from 'node:net';
 import { pipeline, type Readable } from 'node:stream';
 import { OcistackError } from '../errors.js';
+import { interruptedError } from '../abort.js';
 
 export type RequestBody = Buffer | Uint8Array | string | Readable;
 
@@ -95,12 +96,14 @@ function stallText(phase: StallPhase, ms: number, peer: string): string {
 
 /**
  * The error for an aborted signal: its reason when that is already an
- * OcistackError (the caller said why), else a generic code ABORTED error.
+ * OcistackError (the caller said why), else lib/abort.ts's ABORTED error,
+ * naming the registry whose request was cut.
  */
 export function abortError(signal: AbortSignal, registry?: string): OcistackError {
   const r: unknown = signal.reason;
   if (r instanceof OcistackError) return r;
-  return new OcistackError(registry ? `request to ${registry} aborted` : 'aborted', { code: 'ABORTED', registry, cause: r });
+  const e = interruptedError(registry ? `request to ${registry} aborted` : 'the operation was cancelled');
+  return registry ? new OcistackError(e.message, { code: e.code, hint: e.hint, registry, cause: r }) : e;
 }
 
 export interface HttpRequestOptions {

@@ -20,6 +20,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Parser, type ReadEntry } from 'tar';
 import { OcistackError } from '../errors.js';
+import { interruptedError } from '../abort.js';
 import type { BlobStore } from '../image/store.js';
 import type { Digest } from '../image/types.js';
 import { decompressFile, detectCompression, readHead } from '../layer/decompress.js';
@@ -48,8 +49,10 @@ class Sha256Pass extends Transform {
   }
 }
 
+/** ABORTED (lib/abort.ts), saying what was cut short. */
 export function abortedError(what: string, cause?: unknown): OcistackError {
-  return new OcistackError(`${what} was interrupted`, { code: 'ABORTED', hint: 'run the build again', cause });
+  const e = interruptedError(what);
+  return cause === undefined ? e : new OcistackError(e.message, { code: e.code, hint: e.hint, cause });
 }
 
 /**

@@ -30,6 +30,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OcistackError } from '../errors.js';
+import { interruptedError } from '../abort.js';
 import { digestHex } from '../image/digest.js';
 import type { Digest } from '../image/types.js';
 import { chainId, chainIds } from './chain-id.js';
@@ -148,7 +149,7 @@ export async function ensureSnapshot(opts: SnapshotOptions): Promise<Snapshot> {
     const r = await materializeChain({ ...opts, privileged, dest: path.join(tmp, 'rootfs'), diffIds: opts.diffIds });
     const meta: SnapshotMeta = { version: 1, chainId: id, diffIds: [...opts.diffIds], layers: opts.layers.map((l) => l.digest), privileged, warnings: r.warnings };
     fs.writeFileSync(path.join(tmp, META), JSON.stringify(meta));
-    if (opts.signal?.aborted) throw new OcistackError('making the rootfs snapshot was interrupted', { code: 'ABORTED', hint: 'run the build again' });
+    if (opts.signal?.aborted) throw interruptedError('making the rootfs snapshot');
     try {
       fs.renameSync(tmp, dir);
     } catch (e) {
