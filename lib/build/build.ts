@@ -230,6 +230,7 @@ async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: 
         store: s.store,
         sourceDateEpoch: s.epoch,
         onProgress: s.progress,
+        downloadIdleMs: s.opts.registry?.timeouts?.idleMs,
       });
       await pushLayer(result, layer, history);
       return;

@@ -11,6 +11,8 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
 import { pipeline } from 'node:stream';
 import { OcistackError, type SourceLocation } from '../errors.js';
+import { abortError, throwIfAborted } from '../abort.js';
+import { DEFAULT_TIMEOUTS, formatDuration } from '../registry/http.js';
 import { decompressFile, detectCompression, looksLikeTar, readHead } from '../layer/decompress.js';
 import { readTar } from '../layer/tar-reader.js';
 import type { SourceStat } from './copy-source.js';
@@ -60,16 +62,37 @@ export function splitUserinfo(url: URL): { url: URL; authorization?: string } {
 
 const REDIRECTS = [301, 302, 303, 307, 308];
 
+/** The registry client's idle limit, for the same reason. */
+const DEFAULT_DOWNLOAD_IDLE_MS = DEFAULT_TIMEOUTS.idleMs;
+
+/** Aborts its signal after `ms` without a {@link touch}. */
+class IdleWatch {
+  private readonly ctl = new AbortController();
+  private timer: NodeJS.Timeout;
+  constructor(readonly ms: number) {
+    this.timer = setTimeout(() => this.ctl.abort(), ms);
+  }
+  get signal(): AbortSignal {
+    return this.ctl.signal;
+  }
+  touch(): void {
+    this.timer.refresh();
+  }
+  stop(): void {
+    clearTimeout(this.timer);
+  }
+}
+
 /**
  * GET `url`, following up to 10 redirects by hand so that the userinfo's
  * Basic auth goes where Go's client sends it: to the URL itself, to a
  * relative Location (Go's URL.ResolveReference keeps the userinfo then), and
  * to an absolute Location only when that carries userinfo of its own.
  */
-async function fetchFollowing(url: string): Promise<{ res: Response; url: URL }> {
+async function fetchFollowing(url: string, signal: AbortSignal): Promise<{ res: Response; url: URL }> {
   let next = splitUserinfo(new URL(url));
   for (let hop = 0; ; hop++) {
-    const res = await fetch(next.url, { redirect: 'manual', headers: next.authorization ? { Authorization: next.authorization } : {} });
+    const res = await fetch(next.url, { redirect: 'manual', signal, headers: next.authorization ? { Authorization: next.authorization } : {} });
     const loc = res.headers.get('location');
     if (!REDIRECTS.includes(res.status) || !loc || hop >= 10) return { res, url: next.url };
     await res.body?.cancel().catch(() => undefined);
@@ -78,18 +101,47 @@ async function fetchFollowing(url: string): Promise<{ res: Response; url: URL }>
   }
 }
 
+export interface DownloadOptions {
+  /** The build's signal: aborting cuts the download (ABORTED). */
+  signal?: AbortSignal;
+  /**
+   * Longest silence allowed, before the answer and between body chunks
+   * (default 30 s, the registry client's idle limit; `--timeout` sets both):
+   * a server that stops sending fails the step instead of hanging the build.
+   */
+  idleMs?: number;
+}
+
 /** Download a URL into `tmpDir`, verifying `checksum` (`sha256:<hex>`) when given. */
-export async function downloadUrl(rawUrl: string, tmpDir: string, checksum: string | undefined, location: SourceLocation): Promise<Downloaded> {
+export async function downloadUrl(rawUrl: string, tmpDir: string, checksum: string | undefined, location: SourceLocation, opts: DownloadOptions = {}): Promise<Downloaded> {
   if (checksum !== undefined && !/^sha256:[a-f0-9]{64}$/.test(checksum)) {
     throw new OcistackError(`invalid --checksum "${checksum}"`, { code: 'ADD_CHECKSUM', location, hint: 'use --checksum=sha256:<64 hex characters>' });
   }
   // `url` is what messages show: never the userinfo.
   const url = redactUrlCredentials(rawUrl);
+  throwIfAborted(opts.signal);
+  const idle = new IdleWatch(opts.idleMs ?? DEFAULT_DOWNLOAD_IDLE_MS);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, idle.signal]) : idle.signal;
+  // Why a download stopped: the build's abort, our stall limit, or the network.
+  const failure = (e: unknown): OcistackError => {
+    if (opts.signal?.aborted) return abortError(opts.signal);
+    if (idle.signal.aborted) {
+      return new OcistackError(`download of ${url} stalled: no data for ${formatDuration(idle.ms)}`, {
+        code: 'ADD_DOWNLOAD', location, cause: e,
+        hint: 'check that the server is up; on a slow link raise the limit with --timeout (e.g. --timeout 2m)',
+      });
+    }
+    return new OcistackError(`cannot download ${url}: ${redactUrlCredentials((e as Error).message)}`, {
+      code: 'ADD_DOWNLOAD', location, cause: e, hint: 'check the URL and that the host is reachable from this machine',
+    });
+  };
   let res: Response;
   let finalUrl: URL;
   try {
-    ({ res, url: finalUrl } = await fetchFollowing(rawUrl));
+    ({ res, url: finalUrl } = await fetchFollowing(rawUrl, signal));
   } catch (e) {
+    idle.stop();
+    if (opts.signal?.aborted || idle.signal.aborted) throw failure(e);
     throw new OcistackError(`cannot download ${url}: ${redactUrlCredentials((e as Error).message)}`, {
       code: 'ADD_DOWNLOAD',
       location,
@@ -98,6 +150,7 @@ export async function downloadUrl(rawUrl: string, tmpDir: string, checksum: stri
     });
   }
   if (!res.ok || !res.body) {
+    idle.stop();
     throw new OcistackError(`cannot download ${url}: HTTP ${res.status} ${res.statusText}`, {
       code: 'ADD_DOWNLOAD',
       location,
@@ -109,12 +162,20 @@ export async function downloadUrl(rawUrl: string, tmpDir: string, checksum: stri
   let size = 0;
   const counter = new Transform({
     transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback) {
+      idle.touch();
       hash.update(chunk);
       size += chunk.length;
       cb(null, chunk);
     },
   });
-  await pipelineAsync(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), counter, createWriteStream(file, { mode: 0o600 }));
+  try {
+    await pipelineAsync(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>), counter, createWriteStream(file, { mode: 0o600 }));
+  } catch (e) {
+    await fsp.rm(file, { force: true });
+    throw failure(e);
+  } finally {
+    idle.stop();
+  }
   const got = `sha256:${hash.digest('hex')}`;
   if (checksum !== undefined && got !== checksum) {
     await fsp.rm(file, { force: true });

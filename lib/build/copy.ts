@@ -48,6 +48,8 @@ export interface CopyLayerOptions {
   store: BlobStore;
   sourceDateEpoch?: number;
   onProgress?: ProgressListener;
+  /** ADD URL downloads: longest silence (default 30 s; `--timeout`). They stop with the store's signal. */
+  downloadIdleMs?: number;
 }
 
 /** One thing to copy, after sources were expanded. */
@@ -294,7 +296,7 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
       }
       if (isHttpUrl(source)) {
         if (ins.kind !== 'add') throw fail(`COPY cannot download URLs (${redactUrlCredentials(source)})`, 'use ADD for URLs, or download the file into the build context', 'COPY_SOURCE');
-        const d = await downloadUrl(source, tmpDir, ins.checksum, loc);
+        const d = await downloadUrl(source, tmpDir, ins.checksum, loc, { signal: opts.store.signal, idleMs: opts.downloadIdleMs });
         items.push({ kind: 'download', url: source, ...d });
         continue;
       }
