@@ -66,6 +66,13 @@ export interface RunRequest {
   /** `default` is the host network (a RUN can reach a local Gitea or a package mirror), as BuildKit's default for local builds. */
   network: 'default' | 'none' | 'host';
   security: 'sandbox' | 'insecure';
+  /**
+   * Files to make visible read-only for this step only (never in the change
+   * layer): a `RUN <<EOF` heredoc starting with `#!` is written to
+   * /dev/pipes/EOF and that path is the command, as BuildKit does.
+   * Optional field added by the engine (issue 9).
+   */
+  inlineFiles?: { path: string; content: string; mode: number }[];
   /** The RUN instruction, for errors. */
   location: SourceLocation;
   /** Progress id of the step (`#3`), for output and warning events. */

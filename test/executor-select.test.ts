@@ -1,0 +1,100 @@
+/**
+ * Executor selection (issue 9): `--executor none|runc` and the default
+ * (runc when a runc binary is on PATH, else none), through the real CLI and
+ * through selectExecutor. "No runc" is a PATH without the machine's runc;
+ * "runc" is the real runc the test setup installed.
+ */
+import { test } from './helpers/suite.js';
+import * as assert from 'uvu/assert';
+import { existsSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { selectExecutor, findOnPath } from '../lib/executor/select.js';
+import { noExecutor } from '../lib/executor/none.js';
+import { OcistackError } from '../lib/errors.js';
+import { ocistack } from './helpers/cli.js';
+import { makeTempDir, requireTool } from './helpers/tools.js';
+
+function ctx(dockerfile: string): string {
+  const dir = makeTempDir('exec-select-');
+  writeFileSync(join(dir, 'Dockerfile'), dockerfile);
+  writeFileSync(join(dir, 'a.txt'), 'a\n');
+  return dir;
+}
+
+/** A PATH with the usual tools but no runc: an empty directory. */
+function pathWithoutRunc(): string {
+  return makeTempDir('exec-select-path-');
+}
+
+test('findOnPath finds the real runc, and nothing in a PATH without it (or with only a non-executable file)', async () => {
+  const runc = requireTool('runc');
+  assert.is(await findOnPath('runc', { PATH: `${pathWithoutRunc()}:${dirname(runc)}` }), join(dirname(runc), 'runc'));
+  const dir = pathWithoutRunc();
+  writeFileSync(join(dir, 'runc'), '#!/bin/sh\n');
+  chmodSync(join(dir, 'runc'), 0o644);
+  mkdirSync(join(dir, 'sub', 'runc'), { recursive: true });
+  assert.is(await findOnPath('runc', { PATH: `${dir}:${join(dir, 'sub')}:relative/dir` }), undefined);
+  assert.is(await findOnPath('runc', {}), undefined);
+});
+
+test('selectExecutor: default is runc with runc on PATH, none without; names none/runc; unknown is a usage error', async () => {
+  const runc = requireTool('runc');
+  const withRunc = await selectExecutor(undefined, { PATH: dirname(runc) });
+  assert.is(withRunc.name, 'runc');
+  assert.is(await selectExecutor(undefined, { PATH: pathWithoutRunc() }), noExecutor);
+  assert.is(await selectExecutor('none', { PATH: dirname(runc) }), noExecutor);
+  assert.is((await selectExecutor('runc', { PATH: dirname(runc) })).name, 'runc');
+  try {
+    await selectExecutor('runc', { PATH: pathWithoutRunc() });
+    assert.unreachable('runc without runc on PATH');
+  } catch (e) {
+    assert.instance(e, OcistackError);
+    assert.is((e as OcistackError).code, 'RUNC_MISSING');
+    assert.match((e as OcistackError).hint ?? '', 'apt-get install runc');
+  }
+  try {
+    await selectExecutor('docker', {});
+    assert.unreachable('unknown executor');
+  } catch (e) {
+    assert.instance(e, OcistackError);
+    assert.is((e as OcistackError).exitCode, 2);
+    assert.match((e as OcistackError).hint ?? '', 'none or runc');
+  }
+});
+
+test('CLI without runc on PATH: a COPY-only build works; a RUN fails at its line saying how to install runc, nothing written', async () => {
+  const env = { PATH: pathWithoutRunc() };
+  const copy = ctx('FROM scratch\nCOPY a.txt /\n');
+  const ok = await ocistack(['build', copy, '--cache-dir', makeTempDir('exec-select-cache-'), '-o', `type=oci,dest=${join(copy, 'out')}`], { env });
+  assert.is(ok.code, 0, ok.stderr);
+  assert.ok(existsSync(join(copy, 'out', 'index.json')));
+
+  const run = ctx('FROM scratch\nCOPY a.txt /\nRUN echo hi\n');
+  const bad = await ocistack(['build', run, '--cache-dir', makeTempDir('exec-select-cache-'), '-o', `type=oci,dest=${join(run, 'out')}`], { env });
+  assert.is(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /Dockerfile:3/);
+  assert.match(bad.stderr, /RUN needs an executor/);
+  assert.match(bad.stderr, /apt-get install runc/);
+  assert.not.ok(existsSync(join(run, 'out')));
+
+  const explicit = await ocistack(['build', run, '--executor', 'runc', '-o', `type=oci,dest=${join(run, 'out')}`], { env });
+  assert.is(explicit.code, 1, explicit.stderr);
+  assert.match(explicit.stderr, /--executor runc: no runc binary on PATH/);
+  assert.match(explicit.stderr, /apt-get install runc/);
+  assert.not.ok(existsSync(join(run, 'out')));
+});
+
+test('CLI usage: --executor NAME and --allow ENTITLEMENT are checked (exit 2) and in --help', async () => {
+  const run = ctx('FROM scratch\nRUN echo hi\n');
+  const a = await ocistack(['build', run, '--executor', 'docker']);
+  assert.is(a.code, 2, a.stderr);
+  assert.match(a.stderr, /unknown executor "docker"/);
+  const b = await ocistack(['build', run, '--allow', 'network.host']);
+  assert.is(b.code, 2, b.stderr);
+  assert.match(b.stderr, /security\.insecure/);
+  const h = await ocistack(['build', '--help']);
+  assert.match(h.stdout, /--executor NAME/);
+  assert.match(h.stdout, /--allow ENTITLEMENT/);
+});
+
+test.run();
