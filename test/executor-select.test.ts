@@ -8,7 +8,8 @@ import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { existsSync, writeFileSync, mkdirSync, chmodSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { selectExecutor, findOnPath } from '../lib/executor/select.js';
+import { selectExecutor, findOnPath, importRuncExecutor } from '../lib/executor/select.js';
+import { pathToFileURL } from 'node:url';
 import { noExecutor } from '../lib/executor/none.js';
 import { OcistackError } from '../lib/errors.js';
 import { ocistack } from './helpers/cli.js';
@@ -82,6 +83,33 @@ test('CLI without runc on PATH: a COPY-only build works; a RUN fails at its line
   assert.match(explicit.stderr, /--executor runc: no runc binary on PATH/);
   assert.match(explicit.stderr, /apt-get install runc/);
   assert.not.ok(existsSync(join(run, 'out')));
+});
+
+test('the runc executor module is loaded by URL: missing module or export is EXECUTOR_MISSING; found, it gets the runc path', async () => {
+  const dir = makeTempDir('exec-select-mod-');
+  const missing = pathToFileURL(join(dir, 'runc', 'index.js')).href;
+  for (const [url, what] of [[missing, 'missing module'], [pathToFileURL(join(dir, 'empty.mjs')).href, 'no export']] as const) {
+    if (what === 'no export') writeFileSync(join(dir, 'empty.mjs'), 'export const x = 1;\n');
+    try {
+      await importRuncExecutor(url, '/usr/bin/runc');
+      assert.unreachable(what);
+    } catch (e) {
+      assert.instance(e, OcistackError, String(e));
+      assert.is((e as OcistackError).code, 'EXECUTOR_MISSING', what);
+    }
+  }
+  // A module whose own import is missing is its bug, reported as it is (not as "not installed").
+  writeFileSync(join(dir, 'broken.mjs'), "import './nope.mjs';\nexport function createRuncExecutor() {}\n");
+  try {
+    await importRuncExecutor(pathToFileURL(join(dir, 'broken.mjs')).href, '/usr/bin/runc');
+    assert.unreachable('broken module');
+  } catch (e) {
+    assert.is((e as NodeJS.ErrnoException).code, 'ERR_MODULE_NOT_FOUND');
+  }
+  writeFileSync(join(dir, 'ok.mjs'), "export function createRuncExecutor(opts) { return { name: 'runc', opts, run: async () => ({ exitCode: 0 }) }; }\n");
+  const ex = (await importRuncExecutor(pathToFileURL(join(dir, 'ok.mjs')).href, '/opt/bin/runc')) as unknown as { name: string; opts: unknown };
+  assert.is(ex.name, 'runc');
+  assert.equal(ex.opts, { runc: '/opt/bin/runc' });
 });
 
 test('CLI usage: --executor NAME and --allow ENTITLEMENT are checked (exit 2) and in --help', async () => {

@@ -77,14 +77,23 @@ function lazyRuncExecutor(runc: string): Executor {
 
 type RuncModule = { createRuncExecutor?: (opts?: { runc?: string }) => Executor };
 
-async function loadRuncExecutor(runc: string): Promise<Executor> {
-  const url = new URL(RUNC_MODULE.join('/'), new URL('./', import.meta.url)).href;
+function loadRuncExecutor(runc: string): Promise<Executor> {
+  return importRuncExecutor(new URL(RUNC_MODULE.join('/'), new URL('./', import.meta.url)).href, runc);
+}
+
+/**
+ * `createRuncExecutor({ runc })` of the module at `url` (a file: URL).
+ * Exported for tests (a missing module, one without the export).
+ * @throws OcistackError `EXECUTOR_MISSING` when the module or its export is missing.
+ */
+export async function importRuncExecutor(url: string, runc: string): Promise<Executor> {
   let mod: RuncModule;
   try {
     mod = (await import(url)) as RuncModule;
   } catch (e) {
-    // Only the module itself missing; a missing import inside it is its own bug.
-    const missing = (e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes(fileURLToPath(url));
+    // Only the module itself missing (Node quotes the missing path; the importer's follows "imported from").
+    // A missing import inside it is its own bug and is reported as it is.
+    const missing = (e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((e as Error).message).includes(`'${fileURLToPath(url)}'`);
     if (!missing) throw e;
     throw new OcistackError('the runc executor is not part of this ocistack installation', {
       code: 'EXECUTOR_MISSING',
