@@ -297,6 +297,8 @@ async function pushLayer(result: StageResult, layer: { digest: Descriptor['diges
  * history entry fewer in that rare case.)
  */
 async function ensureRunWorkdir(s: BuildSession, result: StageResult, dir: string, user: string, location: SourceLocation): Promise<void> {
+  // `/` always exists; not opening the file view then saves indexing a large base for a RUN-only stage.
+  if (dir === '/') return;
   const fs = await stageFs(s, result);
   const entries = await workdirLayerEntries(fs, dir, user || undefined, s.epoch ?? Math.floor(Date.now() / 1000), location);
   if (!entries.length) return;
