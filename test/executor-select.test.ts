@@ -112,6 +112,20 @@ test('the runc executor module is loaded by URL: missing module or export is EXE
   assert.equal(ex.opts, { runc: '/opt/bin/runc' });
 });
 
+test('CLI --allow security.insecure reaches the engine: refused without it, not refused with it', async () => {
+  const env = { PATH: dirname(requireTool('runc')) };
+  const run = ctx('FROM scratch\nRUN --security=insecure true\n');
+  const cache = makeTempDir('exec-select-cache-');
+  const refused = await ocistack(['build', run, '--executor', 'runc', '--cache-dir', cache], { env });
+  assert.is(refused.code, 1, refused.stderr);
+  assert.match(refused.stderr, /Dockerfile:2/);
+  assert.match(refused.stderr, /--security=insecure is not allowed/);
+  assert.match(refused.stderr, /--allow security\.insecure/);
+  // Allowed, the step goes on to the executor (whatever it then does with `true` in an empty rootfs).
+  const allowed = await ocistack(['build', run, '--executor', 'runc', '--allow', 'security.insecure', '--cache-dir', cache], { env });
+  assert.not.match(allowed.stderr, /is not allowed/);
+});
+
 test('CLI usage: --executor NAME and --allow ENTITLEMENT are checked (exit 2) and in --help', async () => {
   const run = ctx('FROM scratch\nRUN echo hi\n');
   const a = await ocistack(['build', run, '--executor', 'docker']);
