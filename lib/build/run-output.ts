@@ -4,13 +4,22 @@
  * can show them in its error. A partial line is held until its newline or
  * until {@link RunOutput.flush} at the end of the step.
  */
+import { StringDecoder } from 'node:string_decoder';
 import type { ProgressListener } from '../progress/events.js';
 
 type Stream = 'stdout' | 'stderr';
 
+/**
+ * A line longer than this is sent in pieces of this size, so a process that
+ * prints megabytes without a newline cannot grow the held partial line.
+ */
+export const MAX_LINE_CHARS = 16 * 1024;
+
 export class RunOutput {
   private readonly partial: Record<Stream, string> = { stdout: '', stderr: '' };
   private readonly ring: string[] = [];
+  // One decoder per stream: a UTF-8 character cut between two chunks is kept whole.
+  private readonly decoders: Record<Stream, StringDecoder> = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
 
   constructor(
     private readonly id: string,
@@ -21,16 +30,22 @@ export class RunOutput {
 
   /** The listener handed to the executor as `onOutput`. */
   readonly onOutput = (stream: Stream, chunk: Buffer): void => {
-    const text = this.partial[stream] + chunk.toString('utf8');
+    const text = this.partial[stream] + this.decoders[stream].write(chunk);
     const lines = text.split('\n');
-    this.partial[stream] = lines.pop()!;
+    let rest = lines.pop()!;
     for (const l of lines) this.line(stream, l);
+    while (rest.length > MAX_LINE_CHARS) {
+      this.line(stream, rest.slice(0, MAX_LINE_CHARS));
+      rest = rest.slice(MAX_LINE_CHARS);
+    }
+    this.partial[stream] = rest;
   };
 
   /** Emit what is left of unterminated lines. */
   flush(): void {
     for (const stream of ['stdout', 'stderr'] as const) {
-      if (this.partial[stream] !== '') this.line(stream, this.partial[stream]);
+      const rest = this.partial[stream] + this.decoders[stream].end();
+      if (rest !== '') this.line(stream, rest);
       this.partial[stream] = '';
     }
   }
