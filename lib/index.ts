@@ -10,7 +10,8 @@
 export { build } from './build/build.js';
 export type { BuildOptions, BuildResult, BuildOutput } from './build/options.js';
 export { noExecutor } from './executor/none.js';
-export type { Executor, RunRequest, RunResult, RunMount as ExecutorMount } from './executor/types.js';
+export { selectExecutor } from './executor/select.js';
+export type { Executor, RunRequest, RunResult, RunMount as ExecutorMount, LayerChain, RunProcess } from './executor/types.js';
 
 // Dockerfile front end: parse, plan, word expansion
 export { parseDockerfile } from './dockerfile/parser.js';

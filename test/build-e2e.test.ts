@@ -173,7 +173,7 @@ test('missing context and missing Dockerfile: exit 1 with the path and a hint', 
   assert.match(b.stderr, /-f/);
 });
 
-test('unknown instruction names file:line; RUN needs an executor; usage errors exit 2', async () => {
+test('unknown instruction names file:line; RUN with --executor none says how to install runc; usage errors exit 2', async () => {
   const ctx = badContext({ Dockerfile: 'FROM scratch\nCOPY a.txt /\nFROBNICATE x\n', 'a.txt': 'x' });
   const out = join(ctx, 'out');
   const a = await ocistack(['build', ctx, '--output', `type=oci,dest=${out}`]);
@@ -183,10 +183,11 @@ test('unknown instruction names file:line; RUN needs an executor; usage errors e
   assert.not.ok(existsSync(out), 'no output written');
 
   const ctx2 = badContext({ Dockerfile: 'FROM scratch\nCOPY a.txt /\n\nRUN echo hi\n', 'a.txt': 'x' });
-  const b = await ocistack(['build', ctx2, '--output', `type=oci,dest=${join(ctx2, 'out')}`]);
+  const b = await ocistack(['build', ctx2, '--executor', 'none', '--output', `type=oci,dest=${join(ctx2, 'out')}`]);
   assert.is(b.code, 1);
   assert.match(b.stderr, /Dockerfile:4/);
   assert.match(b.stderr, /RUN needs an executor/);
+  assert.match(b.stderr, /apt-get install runc/);
   assert.not.ok(existsSync(join(ctx2, 'out')));
 
   const c = await ocistack(['build', ctx2, '--no-such-flag']);

@@ -81,4 +81,31 @@ test('json mode writes one parseable event per line', () => {
   assert.equal(JSON.parse(lines[0]!), steps[0]);
 });
 
+test('RUN output: plain prints `#3 line` per line, json one event per line, tty prints them above the live area', () => {
+  const run: ProgressEvent[] = [
+    { type: 'step', id: '#3', name: '[0] RUN make', status: 'start' },
+    { type: 'output', id: '#3', stream: 'stdout', line: 'hi' },
+    { type: 'output', id: '#3', stream: 'stderr', line: '' },
+    { type: 'output', id: '#3', stream: 'stderr', line: 'warn: x' },
+    { type: 'step', id: '#3', name: '[0] RUN make', status: 'done' },
+  ];
+  const plain = sink(false);
+  const p = createRenderer('plain', plain.out as unknown as NodeJS.WritableStream);
+  for (const e of run) p(e);
+  assert.is(plain.text(), '#3 [0] RUN make\n#3 hi\n#3 \n#3 warn: x\n#3 DONE\n');
+
+  const json = sink(false);
+  const j = createRenderer('json', json.out as unknown as NodeJS.WritableStream);
+  for (const e of run) j(e);
+  const lines = json.text().trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines[1], { type: 'output', id: '#3', stream: 'stdout', line: 'hi' });
+  assert.is(lines.length, run.length);
+
+  const tty = sink(true, 60);
+  const t = createTtyRenderer(tty.out);
+  for (const e of run.slice(0, 2)) t(e);
+  // The output line is printed once, and the running step is drawn again below it.
+  assert.match(tty.text(), /#3 hi\n#3 \[0\] RUN make \.\.\.\n$/);
+});
+
 test.run();

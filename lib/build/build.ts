@@ -32,7 +32,10 @@ import {
 } from '../image/config.js';
 import { formatPlatform, hostPlatform, parsePlatform } from '../image/platform.js';
 import { MediaType, type Descriptor, type ImageConfig, type ImageManifest, type Platform } from '../image/types.js';
-import { noExecutor } from '../executor/none.js';
+import { noExecutor, NO_EXECUTOR_MESSAGE, INSTALL_RUNC_HINT } from '../executor/none.js';
+import { selectExecutor } from '../executor/select.js';
+import type { Executor } from '../executor/types.js';
+import { runStep } from './run-step.js';
 import { silent, type ProgressListener } from '../progress/events.js';
 import type { BuildOptions, BuildResult } from './options.js';
 import { sourceDateEpochFrom, isoTime } from './time.js';
@@ -61,6 +64,7 @@ interface BuildSession {
   /** Images pulled for `COPY --from=<image>`, by reference. */
   images: Map<string, Promise<StageResult>>;
   step: number;
+  executor: Executor;
 }
 
 /**
@@ -97,7 +101,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     platform: formatPlatform(platform),
   });
   for (const w of plan.warnings) progress({ type: 'warning', message: w.message, location: w.location });
-  const executor = opts.executor ?? noExecutor;
+  const executor = opts.executor ?? (await selectExecutor(undefined, env));
+  // Without an executor a RUN fails before any pull or layer is made.
   if (executor === noExecutor) refuseRunWithoutExecutor(plan);
 
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFrom(env);
@@ -113,6 +118,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     results: new Map(),
     images: new Map(),
     step: 0,
+    executor,
   };
 
   for (const index of plan.order) {
@@ -198,7 +204,7 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
     s.progress({ type: 'step', id, stage: stage.name, name, status: 'start' });
     try {
       const d = dispatch(instr, state);
-      await applyStep(s, stage, result, d, apply);
+      await applyStep(s, stage, result, d, apply, id);
     } catch (e) {
       s.progress({ type: 'step', id, stage: stage.name, name, status: 'error', error: e instanceof Error ? e.message : String(e) });
       throw withLocation(e, instr.location);
@@ -212,7 +218,7 @@ function stageLabel(stage: Stage): string {
   return `[${stage.name ?? stage.index}] `;
 }
 
-async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: Dispatched, apply: ApplyState): Promise<void> {
+async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: Dispatched, apply: ApplyState, stepId: string): Promise<void> {
   const cfg = result.config;
   const r = d.resolved;
   const history = { created: s.created, created_by: d.createdBy, comment: 'buildkit.dockerfile.v0' };
@@ -236,12 +242,27 @@ async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: 
       return;
     }
     case 'run': {
-      // Only reached with a real executor; the none-executor check ran before the build.
-      throw new OcistackError('RUN is not supported by this build engine yet', {
-        code: 'NO_EXECUTOR',
+      const cwd = cfg.config?.WorkingDir || '/';
+      const user = cfg.config?.User ?? '';
+      await ensureRunWorkdir(s, result, cwd, user, d.location);
+      const layer = await runStep({
+        run: r,
         location: d.location,
-        hint: 'COPY-only Dockerfiles build today; the runc executor is coming',
+        stepId,
+        chain: { layers: [...result.layers], diffIds: [...cfg.rootfs.diff_ids], store: s.store },
+        cwd,
+        user,
+        executor: s.executor,
+        allowInsecure: s.opts.allowInsecure === true,
+        cacheDir: s.store.root,
+        sourceDateEpoch: s.epoch,
+        signal: s.opts.signal,
+        progress: s.progress,
       });
+      // BuildKit's exporter drops an empty RUN layer and marks its history entry empty.
+      if (layer) await pushLayer(result, layer, history);
+      else addHistory(cfg, { ...history, empty_layer: true });
+      return;
     }
     case 'workdir': {
       applyInstruction(cfg, r, apply);
@@ -267,6 +288,23 @@ async function pushLayer(result: StageResult, layer: { digest: Descriptor['diges
   // Keep the stage's file view current without re-reading the layers below
   // (the writer saved this layer's index, so this is one small read).
   await result.fs?.addLayer(layer.digest);
+}
+
+/**
+ * A RUN's working directory must exist before the executor starts (the
+ * contract says so). WORKDIR already made it unless it comes from the base
+ * image's config; then it gets its own small layer here. (BuildKit's runc
+ * executor creates it inside the RUN's own layer instead: one layer and one
+ * history entry fewer in that rare case.)
+ */
+async function ensureRunWorkdir(s: BuildSession, result: StageResult, dir: string, user: string, location: SourceLocation): Promise<void> {
+  // `/` always exists; not opening the file view then saves indexing a large base for a RUN-only stage.
+  if (dir === '/') return;
+  const fs = await stageFs(s, result);
+  const entries = await workdirLayerEntries(fs, dir, user || undefined, s.epoch ?? Math.floor(Date.now() / 1000), location);
+  if (!entries.length) return;
+  const layer = await writeLayer(entries, { store: s.store, sourceDateEpoch: s.epoch, location });
+  await pushLayer(result, layer, { created: s.created, created_by: `WORKDIR ${dir}`, comment: 'ocistack: working directory of the next RUN' });
 }
 
 /** The config and layers a stage starts from. */
@@ -374,11 +412,7 @@ function refuseRunWithoutExecutor(plan: BuildPlan): void {
   for (const index of plan.order) {
     const run = plan.stages[index]!.instructions.find((i) => i.kind === 'run');
     if (run) {
-      throw new OcistackError('RUN needs an executor, and none is available yet', {
-        code: 'NO_EXECUTOR',
-        location: run.location,
-        hint: 'this version of ocistack builds COPY-only Dockerfiles (COPY, ENV, WORKDIR, CMD, ...); the runc executor is coming',
-      });
+      throw new OcistackError(NO_EXECUTOR_MESSAGE, { code: 'NO_EXECUTOR', location: run.location, hint: INSTALL_RUNC_HINT });
     }
   }
 }

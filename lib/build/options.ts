@@ -40,8 +40,14 @@ export interface BuildOptions {
   cacheDir?: string;
   /** Clamp every timestamp (layers, config, history) to this time, seconds since epoch. */
   sourceDateEpoch?: number;
-  /** Runs RUN steps. Default: none, and a RUN fails with a clear error. */
+  /**
+   * Runs RUN steps. Default: the runc executor when `runc` is on `env.PATH`
+   * (loaded at the first RUN), else `noExecutor` (a RUN fails with a clear
+   * error saying how to install runc). See docs/executors.md.
+   */
   executor?: Executor;
+  /** Permit `RUN --security=insecure` (BuildKit's `security.insecure` entitlement). Default false. */
+  allowInsecure?: boolean;
   onProgress?: ProgressListener;
   /** Environment for SOURCE_DATE_EPOCH and registry credentials (default process.env). */
   env?: NodeJS.ProcessEnv;

@@ -1,11 +1,47 @@
 /**
- * RUN executors. The build engine prepares a root file system and a process
- * spec; an executor runs it (runc as root or rootless, later others) and the
- * engine turns the changed files into a layer. COPY-only builds never touch an
- * executor.
+ * RUN executors: the contract between the build engine and whatever runs a
+ * RUN step (issue 9).
+ *
+ * The engine never hands an executor a directory of this machine: it hands
+ * it the stage's layer chain (descriptors, diff_ids and the store to read
+ * the blobs from), the process, the mounts, the network mode and a cancel
+ * signal. The executor returns the exit code and the file system change as
+ * a layer already in the store (a tar with whiteouts, written through
+ * lib/layer). So a local executor (runc, root or rootless) materialises the
+ * chain itself (lib/rootfs snapshots) and captures the change (overlay upper
+ * dir, or a comparison); a remote one (a pod in the IDPBuilder Kind cluster)
+ * ships the blobs and brings a tar back. Output streams through `onOutput`.
  */
 import type { SourceLocation } from '../errors.js';
+import type { BlobStore } from '../image/store.js';
+import type { Descriptor, Digest } from '../image/types.js';
+import type { LayerResult } from '../layer/types.js';
 import type { ProgressListener } from '../progress/events.js';
+
+/** The stage's file system so far: layers base first, with their diff_ids. */
+export interface LayerChain {
+  layers: Descriptor[];
+  /** Uncompressed digests, aligned with `layers` (the config's rootfs.diff_ids). */
+  diffIds: Digest[];
+  /** Where the layer blobs are, and where the change layer must be written. */
+  store: BlobStore;
+}
+
+/** The process of one RUN step. */
+export interface RunProcess {
+  /** argv; a shell-form RUN is already `[...shell, script]`. */
+  args: string[];
+  /** `K=V` list: the image's ENV plus the ARGs this step sees. */
+  env: string[];
+  /** Absolute working directory in the image (the engine has created it). */
+  cwd: string;
+  /**
+   * USER as written in the Dockerfile after expansion (`name`, `uid`,
+   * `name:group`, `uid:gid`); empty for root. The executor resolves names
+   * against the rootfs' /etc/passwd and /etc/group.
+   */
+  user: string;
+}
 
 export interface RunMount {
   type: 'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh';
@@ -24,23 +60,42 @@ export interface RunMount {
 }
 
 export interface RunRequest {
-  /** Directory holding the stage's root file system (writable, changes are captured by the engine). */
-  rootfs: string;
-  /** argv; a shell-form RUN is already `[...shell, script]`. */
-  args: string[];
-  env: string[];
-  cwd: string;
-  user: string;
+  chain: LayerChain;
+  process: RunProcess;
   mounts: RunMount[];
+  /** `default` is the host network (a RUN can reach a local Gitea or a package mirror), as BuildKit's default for local builds. */
   network: 'default' | 'none' | 'host';
   security: 'sandbox' | 'insecure';
+  /**
+   * Files to make visible read-only for this step only (never in the change
+   * layer): a `RUN <<EOF` heredoc starting with `#!` is written to
+   * /dev/pipes/EOF and that path is the command, as BuildKit does.
+   * Optional field added by the engine (issue 9).
+   */
+  inlineFiles?: { path: string; content: string; mode: number }[];
+  /** The RUN instruction, for errors. */
   location: SourceLocation;
+  /** Progress id of the step (`#3`), for output and warning events. */
+  stepId: string;
+  /** Cache directory of this build (snapshots, cache mounts live below it). */
+  cacheDir: string;
+  /** Clamp the change layer's times (SOURCE_DATE_EPOCH). */
+  sourceDateEpoch?: number;
+  /** The process's output as it arrives. */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
   onProgress?: ProgressListener;
+  /** Abort: kill the process, remove what the step made, reject with ABORTED. */
   signal?: AbortSignal;
 }
 
 export interface RunResult {
   exitCode: number;
+  /**
+   * The file system change as a layer in `chain.store`; undefined when the
+   * step changed nothing (the engine then records an empty_layer history
+   * entry, as BuildKit does). Only set when exitCode is 0.
+   */
+  layer?: LayerResult;
 }
 
 export interface Executor {

@@ -6,6 +6,8 @@
 export type ProgressEvent =
   | { type: 'step'; id: string; stage?: string; name: string; status: 'start' | 'done' | 'cached' | 'error'; error?: string }
   | { type: 'log'; id?: string; stream: 'stdout' | 'stderr'; text: string }
+  /** One line a RUN step's process printed (no newline), for step `id`. */
+  | { type: 'output'; id: string; stream: 'stdout' | 'stderr'; line: string }
   | { type: 'blob'; id: string; action: 'pull' | 'push' | 'mount' | 'exists'; digest: string; total?: number; current: number; done?: boolean }
   | { type: 'warning'; message: string; location?: { file: string; line: number; column?: number } }
   | { type: 'info'; message: string };

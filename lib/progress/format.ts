@@ -11,6 +11,9 @@ export function formatPlain(e: ProgressEvent): string {
       return e.status === 'error' ? `${e.id} ERROR ${e.name}: ${e.error ?? ''}` : e.status === 'start' ? `${e.id} ${e.name}` : `${e.id} ${e.status.toUpperCase()}`;
     case 'log':
       return e.text.replace(/\n$/, '');
+    case 'output':
+      // Like BuildKit's plain progress: the step's id in front of each line.
+      return `${e.id} ${e.line}`;
     case 'blob': {
       const short = e.digest.slice(7, 19);
       const size = e.total !== undefined ? `${fmtBytes(e.current)}/${fmtBytes(e.total)}` : fmtBytes(e.current);

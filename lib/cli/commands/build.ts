@@ -16,6 +16,10 @@ import type { CliCommand, CliIO } from '../types.js';
 import { writeFileAtomic } from '../write-file.js';
 import { buildMetadata } from '../metadata-file.js';
 import { checkFileDest } from '../../build/output-dest.js';
+import { selectExecutor } from '../../executor/select.js';
+
+/** `--allow` entitlements, as BuildKit names them. */
+const ENTITLEMENTS = ['security.insecure'];
 
 const specs: FlagSpec[] = [
   { name: 'file', short: 'f', type: 'string' },
@@ -30,6 +34,8 @@ const specs: FlagSpec[] = [
   { name: 'progress', type: 'string' },
   { name: 'source-date-epoch', type: 'string' },
   { name: 'cache-dir', type: 'string' },
+  { name: 'executor', type: 'string' },
+  { name: 'allow', type: 'list' },
   ...registryFlagSpecs,
 ];
 
@@ -56,6 +62,9 @@ Options:
       --progress MODE        auto, plain, json or quiet (default auto)
       --source-date-epoch N  clamp all timestamps to N (also read from $SOURCE_DATE_EPOCH)
       --cache-dir DIR        blob cache (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)
+      --executor NAME        what runs RUN steps: runc or none (default: runc when it is on
+                             PATH, else none, and a RUN then says how to install runc)
+      --allow ENTITLEMENT    allow security.insecure (RUN --security=insecure); repeatable
 ${registryFlagsHelp}
   -h, --help                 show this help
 
@@ -101,6 +110,11 @@ export const command: CliCommand = {
     const metadataFile = flagString(p, 'metadata-file');
     if (digestFile) await checkFileDest(path.resolve(io.cwd, digestFile), '--digest-file');
     if (metadataFile) await checkFileDest(path.resolve(io.cwd, metadataFile), '--metadata-file');
+    const allow = flagList(p, 'allow');
+    for (const a of allow) {
+      if (!ENTITLEMENTS.includes(a)) throw new UsageError(`--allow "${a}" is not an entitlement ocistack knows`, `--allow takes ${ENTITLEMENTS.join(', ')}`);
+    }
+    const executor = await selectExecutor(flagString(p, 'executor'), io.env);
     const registry = await registryOptionsFromFlags(p, { targets: tags, io });
 
     const result = await build({
@@ -118,6 +132,8 @@ export const command: CliCommand = {
       onProgress,
       env: io.env,
       signal: io.signal,
+      executor,
+      allowInsecure: allow.includes('security.insecure'),
     });
 
     if (!push && result.pushed.length === 0 && flagList(p, 'output').length === 0) {

@@ -1,0 +1,117 @@
+/**
+ * The engine side of RUN: turns a dispatched RUN into the executor's
+ * RunRequest (the process, the stage's layer chain, mounts, network,
+ * security), calls the executor, streams its output as progress events and
+ * turns a non-zero exit into RUN_FAILED with the last lines of output.
+ *
+ * The argv is built by the Dockerfile dispatcher (lib/dockerfile/dispatch.ts)
+ * the way BuildKit's dispatchRun does: shell form is the stage's SHELL plus
+ * the script, exec form as written, `RUN <<EOF` runs the heredoc body
+ * through the shell (with `#!`, the body becomes a file at
+ * /dev/pipes/NAME, handed over as `inlineFiles`), any other heredoc RUN
+ * hands the command with the bodies appended to the shell.
+ */
+import { OcistackError } from '../errors.js';
+import type { SourceLocation } from '../errors.js';
+import type { ResolvedInstruction, RunMountSpec } from '../dockerfile/types.js';
+import type { Executor, LayerChain, RunMount, RunRequest } from '../executor/types.js';
+import type { LayerResult } from '../layer/types.js';
+import type { ProgressListener } from '../progress/events.js';
+import { RunOutput } from './run-output.js';
+
+export type ResolvedRun = Extract<ResolvedInstruction, { kind: 'run' }>;
+
+export interface RunStepOptions {
+  run: ResolvedRun;
+  location: SourceLocation;
+  stepId: string;
+  chain: LayerChain;
+  /** The stage's WORKDIR (already created in the chain) and USER. */
+  cwd: string;
+  user: string;
+  executor: Executor;
+  /** `--allow security.insecure`: permit `RUN --security=insecure`. */
+  allowInsecure: boolean;
+  cacheDir: string;
+  sourceDateEpoch?: number;
+  signal?: AbortSignal;
+  progress: ProgressListener;
+}
+
+/** How many lines of output a RUN_FAILED error shows. */
+const ERROR_LINES = 10;
+/** How much of the command a RUN_FAILED error shows. */
+const COMMAND_CHARS = 80;
+
+/**
+ * Run one RUN step; resolves to its change layer (undefined: nothing changed).
+ * @throws OcistackError `RUN_FAILED` (non-zero exit), `RUN_INSECURE`
+ *   (`--security=insecure` not allowed), or what the executor throws.
+ */
+export async function runStep(o: RunStepOptions): Promise<LayerResult | undefined> {
+  const req = runRequest(o);
+  const output = new RunOutput(o.stepId, o.progress, ERROR_LINES);
+  req.onOutput = output.onOutput;
+  let result;
+  try {
+    result = await o.executor.run(req);
+  } finally {
+    output.flush();
+  }
+  if (result.exitCode !== 0) throw runFailed(o, result.exitCode, output.lastLines());
+  return result.layer;
+}
+
+/** The RunRequest for a RUN (without onOutput). Exported for tests and other engines. */
+export function runRequest(o: RunStepOptions): RunRequest {
+  const security = o.run.security === 'insecure' ? 'insecure' : 'sandbox';
+  if (security === 'insecure' && !o.allowInsecure) {
+    throw new OcistackError('RUN --security=insecure is not allowed in this build', {
+      code: 'RUN_INSECURE',
+      location: o.location,
+      hint: 'allow it with "ocistack build --allow security.insecure" (build({ allowInsecure: true })), or drop --security=insecure',
+    });
+  }
+  const req: RunRequest = {
+    chain: o.chain,
+    process: { args: [...o.run.args], env: [...o.run.env], cwd: o.cwd || '/', user: o.user },
+    mounts: (o.run.parsedMounts ?? []).map(toRunMount),
+    network: (o.run.network ?? 'default') as RunRequest['network'],
+    security,
+    location: o.location,
+    stepId: o.stepId,
+    cacheDir: o.cacheDir,
+    onProgress: o.progress,
+  };
+  if (o.run.inlineFiles?.length) req.inlineFiles = o.run.inlineFiles.map((f) => ({ ...f }));
+  if (o.sourceDateEpoch !== undefined) req.sourceDateEpoch = o.sourceDateEpoch;
+  if (o.signal) req.signal = o.signal;
+  return req;
+}
+
+/** A parsed `--mount` as the executor contract names its fields. */
+function toRunMount(m: RunMountSpec): RunMount {
+  const out: RunMount = { type: m.type, target: m.target ?? '', readonly: m.readOnly };
+  if (m.source !== undefined) out.source = m.source;
+  if (m.from !== undefined) out.from = m.from;
+  if (m.id !== undefined) out.id = m.id;
+  if (m.sharing !== undefined) out.sharing = m.sharing;
+  if (m.mode !== undefined) out.mode = m.mode;
+  if (m.uid !== undefined) out.uid = m.uid;
+  if (m.gid !== undefined) out.gid = m.gid;
+  if (m.required !== undefined) out.required = m.required;
+  if (m.env !== undefined) out.env = m.env;
+  if (m.sizeLimit !== undefined) out.size = m.sizeLimit;
+  return out;
+}
+
+function runFailed(o: RunStepOptions, exitCode: number, last: string[]): OcistackError {
+  const cmd = o.run.args.join(' ').replace(/\s*\n\s*/g, ' ');
+  const shown = cmd.length > COMMAND_CHARS ? `${cmd.slice(0, COMMAND_CHARS - 1)}…` : cmd;
+  const tail = last.length ? `\nlast ${last.length === 1 ? 'line' : `${last.length} lines`} of output:\n${last.map((l) => `  ${l}`).join('\n')}` : '\n(no output)';
+  return new OcistackError(`RUN ${shown} failed with exit code ${exitCode}${tail}`, {
+    code: 'RUN_FAILED',
+    location: o.location,
+    hint: 'fix the command (its output is above); nothing was tagged, written or pushed',
+  });
+}
