@@ -230,6 +230,17 @@ test('abort mid-sleep 30: rejects ABORTED, leaves no mount, container or temp di
   assert.equal(await runcList(), [], 'no runc container');
 });
 
+test('security insecure gives all capabilities (CAP_SYS_ADMIN), sandbox does not', async () => {
+  const capEff = async (security: 'sandbox' | 'insecure') => {
+    const r = await runStep('grep CapEff /proc/self/status', { security });
+    assert.is(r.exitCode, 0, r.stderr);
+    return BigInt('0x' + r.stdout.trim().split(/\s+/)[1]);
+  };
+  const CAP_SYS_ADMIN = 1n << 21n;
+  assert.is((await capEff('sandbox')) & CAP_SYS_ADMIN, 0n);
+  assert.is((await capEff('insecure')) & CAP_SYS_ADMIN, CAP_SYS_ADMIN);
+});
+
 test('after all steps: no container in runc state dir', async () => {
   assert.equal(await runcList(), []);
   assertNothingLeft();
