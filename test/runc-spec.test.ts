@@ -66,6 +66,16 @@ test('insecure: all capabilities, nothing masked, /sys writable', () => {
   assert.not.ok(s.mounts.find((m) => m.destination === '/sys')!.options!.includes('ro'));
 });
 
+test('capabilities are limited to the caller\'s bounding set', () => {
+  const noSysResource = ((1n << 41n) - 1n) & ~(1n << 24n);
+  const s = runtimeSpec({ ...base, security: 'insecure', boundingCaps: noSysResource });
+  assert.ok(s.process.capabilities.bounding.includes('CAP_SYS_ADMIN'));
+  assert.not.ok(s.process.capabilities.bounding.includes('CAP_SYS_RESOURCE'));
+  assert.is(s.process.capabilities.bounding.length, ALL_CAPABILITIES.length - 1);
+  const onlyChown = runtimeSpec({ ...base, boundingCaps: 1n });
+  assert.equal(onlyChown.process.capabilities.effective, ['CAP_CHOWN']);
+});
+
 const files = {
   passwd: 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001:app:/home/app:/bin/sh\n# comment\nsvc:x:999:999::/:/bin/false\n',
   group: 'root:x:0:\napp:x:1001:\nwheel:x:10:app,svc\ndocker:x:27:app\nsvc:x:999:\n',

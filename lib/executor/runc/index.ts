@@ -93,6 +93,16 @@ function checkRequest(req: RunRequest): void {
   }
 }
 
+/** This process's capability bounding set (/proc/self/status CapBnd); undefined when unreadable. */
+export function boundingCapabilities(): bigint | undefined {
+  try {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    return m ? BigInt(`0x${m[1]}`) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function copyRootMeta(from: string, to: string): void {
   const st = fs.statSync(from);
   fs.chmodSync(to, st.mode & 0o7777);
@@ -122,7 +132,7 @@ async function runStep(runc: string, req: RunRequest): Promise<RunResult> {
     await mountOverlay({ lower: [p.stubs, snap.rootfs], upper: p.upper, work: p.work, merged: p.merged });
     mounted = true;
     const etc = writeEtcFiles(p.etc, STEP_HOSTNAME, req.network);
-    const spec = runtimeSpec({ ...req.process, user, network: req.network, security: req.security, rootfs: p.merged, hostname: STEP_HOSTNAME, etc });
+    const spec = runtimeSpec({ ...req.process, user, network: req.network, security: req.security, rootfs: p.merged, hostname: STEP_HOSTNAME, etc, boundingCaps: boundingCapabilities() });
     fs.writeFileSync(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
     const state = runcStateDir(req.cacheDir);
     fs.mkdirSync(state, { recursive: true, mode: 0o700 });

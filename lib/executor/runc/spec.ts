@@ -60,6 +60,13 @@ export interface RunSpecInput {
   hostname: string;
   /** Host paths of the generated files, bind-mounted read-only. */
   etc: { hosts: string; resolvConf: string; hostname: string };
+  /**
+   * The caller's capability bounding set (bit N = capability N, as
+   * /proc/self/status `CapBnd`): runc cannot give a step a capability the
+   * caller lacks (it fails with "unable to apply caps"), e.g. inside a
+   * container without CAP_SYS_RESOURCE. Undefined: no limit.
+   */
+  boundingCaps?: bigint;
 }
 
 /** PATH when the image sets none (what Docker and BuildKit use). */
@@ -71,7 +78,7 @@ export const DEFAULT_CAPABILITIES = [
   'CAP_SETUID', 'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
 ];
 
-/** Every capability runc 1.1 knows (up to CAP_CHECKPOINT_RESTORE). */
+/** Every capability runc 1.1 knows (up to CAP_CHECKPOINT_RESTORE), in kernel order (index = capability number). */
 export const ALL_CAPABILITIES = [
   'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID',
   'CAP_SETUID', 'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN',
@@ -96,7 +103,10 @@ export const MOUNT_TARGET_FILES = ['/etc/hosts', '/etc/resolv.conf', '/etc/hostn
 /** The config.json of a RUN step. */
 export function runtimeSpec(input: RunSpecInput): OciSpec {
   const insecure = input.security === 'insecure';
-  const caps = insecure ? ALL_CAPABILITIES : DEFAULT_CAPABILITIES;
+  const wanted = insecure ? ALL_CAPABILITIES : DEFAULT_CAPABILITIES;
+  const limit = input.boundingCaps;
+  // ALL_CAPABILITIES is in kernel order: a capability's index is its number.
+  const caps = limit === undefined ? wanted : wanted.filter((c) => (limit >> BigInt(ALL_CAPABILITIES.indexOf(c))) & 1n);
   const env = input.env.some((e) => e.startsWith('PATH=')) ? [...input.env] : [DEFAULT_PATH, ...input.env];
   const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
   if (input.network === 'none') namespaces.push({ type: 'network' });
