@@ -208,22 +208,29 @@ test('/etc/hosts, /etc/resolv.conf, /etc/hostname are readable in the step and n
   assert.equal([...e.keys()].sort(), ['/etc', '/etc/z']);
 });
 
-test('abort mid-sleep 30: rejects ABORTED, leaves no mount, container or temp dir', async () => {
+test('abort mid-sleep: rejects ABORTED, leaves no mount, container or temp dir', async () => {
   const ac = new AbortController();
   let started = false;
-  const p = runStep('echo started; sleep 30', {
+  // sleep 300 with a 60 s bound: only killing the container ends the step in time.
+  const p = runStep('echo started; sleep 300', {
     signal: ac.signal,
     onOutput: () => {
       started = true;
       ac.abort('received SIGINT');
     },
   });
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the aborted step still ran after 60 s: the container was not killed')), 60_000);
+  });
   try {
-    await p;
+    await Promise.race([p, bound]);
     assert.unreachable('should have been aborted');
   } catch (e) {
     assert.instance(e, OcistackError);
     assert.is((e as OcistackError).code, 'ABORTED');
+  } finally {
+    clearTimeout(timer);
   }
   assert.ok(started, 'the step had started');
   assertNothingLeft();
