@@ -19,6 +19,8 @@ import { registeredTemps } from '../lib/temp-files.js';
 import { OcistackError } from '../lib/errors.js';
 import { APP_USER, BUSYBOX_PATH, busyboxLayout } from './helpers/images.js';
 import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 interface Chain {
   store: BlobStore;
@@ -248,6 +250,28 @@ test('security insecure gives every capability this process has (CAP_SYS_ADMIN),
   const own = BigInt('0x' + /^CapBnd:\s*(\w+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]);
   assert.ok(own & CAP_SYS_ADMIN, 'the test runs with CAP_SYS_ADMIN');
   assert.is(await capEff('insecure'), own & ((1n << 41n) - 1n));
+});
+
+test('kill -9 of ocistack mid-step: the next step removes its container, mount and step dir', async () => {
+  const child = spawn(process.execPath, [
+    fileURLToPath(new URL('./helpers/runc-step-child.js', import.meta.url)),
+    JSON.stringify({ storeRoot: chain.store.root, layers: chain.layers, diffIds: chain.diffIds, cacheDir, script: 'echo go; sleep 300' }),
+  ], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (b: Buffer) => b.toString().includes('started') && resolve());
+    child.on('exit', (code) => reject(new Error(`the child exited early (${code})`)));
+  });
+  const exited = new Promise((r) => child.on('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+  // The dead process's leftovers are really there...
+  assert.equal((await runcList()).length, 1, 'its container is still there');
+  assert.equal(mountPoints().filter((m) => m.startsWith(cacheDir)).length, 1, 'its overlay is still mounted');
+  // ...and the next step sweeps them.
+  const r = await runStep('true');
+  assert.is(r.exitCode, 0);
+  assert.equal(await runcList(), [], 'no runc container');
+  assertNothingLeft();
 });
 
 test('after all steps: no container in runc state dir', async () => {

@@ -13,7 +13,8 @@
  * Everything a step makes lives in one temp dir below the cache dir,
  * registered with lib/temp-files.ts; on every way out (success, failure,
  * abort) the container is deleted, the overlay unmounted and the dir
- * removed. runc's state dir is `<cacheDir>/runc/state`.
+ * removed. runc's state dir is `<cacheDir>/runc/state`. What a killed
+ * process left behind is removed by the next step's sweep (sweep.ts).
  *
  * Rootless (user namespace with newuidmap/newgidmap) is not done yet: a
  * non-root caller gets RUNC_NEEDS_ROOT.
@@ -31,6 +32,7 @@ import { mountOverlay, unmountOverlay } from './overlay.js';
 import { deleteContainer, runContainer, type RuncContainer } from './runc-cli.js';
 import { MOUNT_TARGET_DIRS, MOUNT_TARGET_FILES, runtimeSpec } from './spec.js';
 import { makeStubLayer } from './stubs.js';
+import { sweepStaleSteps } from './sweep.js';
 import { readAccountFiles, resolveRunUser } from './user.js';
 
 export interface RuncExecutorOptions {
@@ -113,6 +115,8 @@ async function runStep(runc: string, req: RunRequest): Promise<RunResult> {
   throwIfAborted(req.signal);
   checkRequest(req);
   const { chain } = req;
+  // Steps of ocistack processes that died (kill -9): their container, mount and dir.
+  await sweepStaleSteps({ runc, stateDir: runcStateDir(req.cacheDir), stepsDir: runcStepsDir(req.cacheDir) });
   const snap = await ensureSnapshot({ store: chain.store, layers: chain.layers, diffIds: chain.diffIds, cacheDir: req.cacheDir, signal: req.signal, onProgress: req.onProgress });
   const user = resolveRunUser(req.process.user, readAccountFiles(snap.rootfs), req.location);
 
