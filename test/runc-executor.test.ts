@@ -192,6 +192,30 @@ test('an unknown USER name is an OcistackError at the RUN line', async () => {
   assertNothingLeft();
 });
 
+test('without runc: RUNC_MISSING at the RUN line, saying how to install it', async () => {
+  try {
+    await createRuncExecutor({ runc: '/nonexistent/runc' }).run({
+      chain, process: { args: ['true'], env: [], cwd: '/', user: '' }, mounts: [], network: 'default', security: 'sandbox',
+      location: { file: 'Dockerfile', line: 4 }, stepId: '#1', cacheDir,
+    });
+    assert.unreachable('should have failed');
+  } catch (e) {
+    assert.instance(e, OcistackError);
+    assert.is((e as OcistackError).code, 'RUNC_MISSING');
+    assert.equal((e as OcistackError).location, { file: 'Dockerfile', line: 4 });
+    assert.match((e as OcistackError).hint ?? '', /apt-get install runc/);
+  }
+  assertNothingLeft();
+});
+
+test('a command that does not exist: non-zero exit, runc says why on stderr, nothing left', async () => {
+  const r = await runStep('', { process: { args: ['/bin/no-such-program'], env: [], cwd: '/', user: '' } });
+  assert.is.not(r.exitCode, 0);
+  assert.match(r.stderr, /no-such-program/);
+  assert.is(r.layer, undefined);
+  assertNothingLeft();
+});
+
 test('network none: loopback only; default: the host network', async () => {
   const none = await runStep('cat /proc/net/dev', { network: 'none' });
   assert.is(none.exitCode, 0, none.stderr);

@@ -78,6 +78,21 @@ export function runcStepsDir(cacheDir: string): string {
   return path.join(path.resolve(cacheDir), 'runc', 'steps');
 }
 
+function checkRunc(runc: string, req: RunRequest): void {
+  try {
+    fs.accessSync(runc, fs.constants.X_OK);
+    return;
+  } catch {
+    /* below: a bare name is looked up on PATH */
+  }
+  if (!runc.includes('/') && findRunc()) return;
+  throw new OcistackError(`RUN needs runc, and ${runc.includes('/') ? runc + ' is not an executable' : 'it is not on PATH'}`, {
+    code: 'RUNC_MISSING',
+    location: req.location,
+    hint: 'install runc (Debian/Ubuntu: apt-get install runc; Fedora: dnf install runc); COPY-only builds work without it',
+  });
+}
+
 function checkRequest(req: RunRequest): void {
   if (process.getuid?.() !== 0) {
     throw new OcistackError('the runc executor runs RUN steps as root only (rootless mode is not implemented yet)', {
@@ -113,6 +128,7 @@ function copyRootMeta(from: string, to: string): void {
 
 async function runStep(runc: string, req: RunRequest): Promise<RunResult> {
   throwIfAborted(req.signal);
+  checkRunc(runc, req);
   checkRequest(req);
   const { chain } = req;
   // Steps of ocistack processes that died (kill -9): their container, mount and dir.
