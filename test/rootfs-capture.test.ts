@@ -18,12 +18,12 @@ import { captureOverlayUpper } from '../lib/rootfs/capture.js';
 import type { LayerEntry } from '../lib/layer/types.js';
 import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
 
-async function withOverlay(prepareLower: (lower: string) => void, change: (merged: string) => Promise<void> | void): Promise<string> {
+async function withOverlay(prepareLower: (lower: string) => void, change: (merged: string) => Promise<void> | void, userxattr = false): Promise<string> {
   const dir = makeTempDir('capture');
   const d = { lower: join(dir, 'lower'), upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'merged') };
   for (const p of Object.values(d)) fs.mkdirSync(p);
   prepareLower(d.lower);
-  await mountOverlay({ lower: [d.lower], upper: d.upper, work: d.work, merged: d.merged });
+  await mountOverlay({ lower: [d.lower], upper: d.upper, work: d.work, merged: d.merged, userxattr });
   try {
     await change(d.merged);
   } finally {
@@ -85,6 +85,27 @@ test('deleted directory, FIFO, replaced directory, excludes', async () => {
   const { entries } = await captureOverlayUpper({ upper, exclude: ['/proc'] });
   assert.equal([...byPath(entries).keys()].sort(), ['/pipe', '/repl', '/repl/new', 'opaque:/repl', 'whiteout:/gone']);
   assert.is(byPath(entries).get('/pipe')!.type, 'fifo');
+});
+
+test('userxattr (how rootless mounts it): user.overlay.opaque is seen, user.overlay.* never kept', async () => {
+  const upper = await withOverlay(
+    (l) => {
+      fs.mkdirSync(join(l, 'repl'));
+      fs.writeFileSync(join(l, 'repl', 'old'), 'x');
+      fs.writeFileSync(join(l, 'f'), 'x');
+    },
+    (m) => {
+      fs.rmSync(join(m, 'repl'), { recursive: true });
+      fs.mkdirSync(join(m, 'repl'));
+      fs.chmodSync(join(m, 'f'), 0o600);
+    },
+    true,
+  );
+  const xattrNames: string[] = (await runOk(requireTool('getfattr'), ['-R', '-d', '-m', '-', '--absolute-names', upper])).match(/^[a-z]+\.[^=]+/gm) ?? [];
+  assert.ok(xattrNames.includes('user.overlay.opaque'), `upper dir xattrs: ${xattrNames.join(', ')}`);
+  const { entries } = await captureOverlayUpper({ upper });
+  assert.equal([...byPath(entries).keys()].sort(), ['/f', '/repl', 'opaque:/repl']);
+  for (const x of entries) for (const k of Object.keys(x.xattrs ?? {})) assert.not.ok(k.includes('.overlay.'), `${x.path} ${k}`);
 });
 
 test('an empty upper dir: no entries (the executor then reports no layer)', async () => {

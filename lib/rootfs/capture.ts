@@ -6,10 +6,11 @@
  * mounts it): new and changed files with their full data and metadata, the
  * directories above them (copied up with the lower's metadata), deletions
  * as 0/0 character devices, and directories that replaced a lower one
- * marked with the xattr `trusted.overlay.opaque=y`. That maps one to one
+ * marked with the xattr `trusted.overlay.opaque=y` (`user.overlay.opaque`
+ * when mounted with `userxattr`, as an unprivileged user must). That maps one to one
  * onto an OCI layer: files, `.wh.NAME` whiteouts and `.wh..wh..opq`.
  *
- * Overlay's own bookkeeping xattrs (`trusted.overlay.*`) and SELinux labels
+ * Overlay's own bookkeeping xattrs (`trusted.overlay.*`, `user.overlay.*`) and SELinux labels
  * are not part of the change; other xattrs (security.capability of a
  * setcap'd file, user.*) are kept, read with one `getfattr` run for the
  * whole tree. Without getfattr (Debian package attr) xattrs are left out
@@ -37,10 +38,11 @@ export interface CaptureResult {
   notes: string[];
 }
 
-const OPAQUE_XATTR = 'trusted.overlay.opaque';
+/** The opaque marker: `trusted.` as root, `user.` with the `userxattr` mount option (unprivileged, in a user namespace). */
+const OPAQUE_XATTRS = ['trusted.overlay.opaque', 'user.overlay.opaque'];
 
 function keepXattr(name: string): boolean {
-  return !name.startsWith('trusted.overlay.') && name !== 'security.selinux';
+  return !name.startsWith('trusted.overlay.') && !name.startsWith('user.overlay.') && name !== 'security.selinux';
 }
 
 /** getfattr's escaping of names: `\ooo` for odd bytes, `\\` for a backslash. */
@@ -126,7 +128,7 @@ export async function captureOverlayUpper(opts: CaptureOptions): Promise<Capture
         entries.push({ path: image, type: 'whiteout', mode: 0, uid: 0, gid: 0, mtime: 0 });
       } else if (st.isDirectory()) {
         entries.push({ ...base, type: 'dir' });
-        if (attrs[OPAQUE_XATTR] === 'y') entries.push({ path: image, type: 'opaque', mode: 0, uid: 0, gid: 0, mtime: 0 });
+        if (OPAQUE_XATTRS.some((x) => attrs[x] === 'y')) entries.push({ path: image, type: 'opaque', mode: 0, uid: 0, gid: 0, mtime: 0 });
         walk(abs, image, fs.readdirSync(abs));
       } else if (st.isFile()) {
         const e: LayerEntry = { ...base, type: 'file', size: st.size, content: () => fs.createReadStream(abs) };

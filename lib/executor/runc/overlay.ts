@@ -18,6 +18,8 @@ export interface OverlayDirs {
   upper: string;
   work: string;
   merged: string;
+  /** Keep overlay's xattrs in `user.overlay.*` (required in a user namespace; rootless). */
+  userxattr?: boolean;
 }
 
 /** Characters that would break overlay's comma/colon separated option string. */
@@ -32,7 +34,9 @@ export function overlayOptions(d: OverlayDirs): string {
       });
     }
   }
-  return `lowerdir=${d.lower.join(':')},upperdir=${d.upper},workdir=${d.work},redirect_dir=off,metacopy=off`;
+  // With userxattr the kernel refuses redirect_dir=off (it means "follow" there); nofollow creates none either.
+  const redirect = d.userxattr ? 'nofollow,userxattr' : 'off';
+  return `lowerdir=${d.lower.join(':')},upperdir=${d.upper},workdir=${d.work},metacopy=off,redirect_dir=${redirect}`;
 }
 
 export async function mountOverlay(d: OverlayDirs): Promise<void> {
