@@ -165,7 +165,7 @@ test('a failing command returns its exit code and no layer', async () => {
 });
 
 test('USER app (by name) and 1234:4321 (numeric): files owned by that id, id shows the ids', async () => {
-  const byName = await runStep('id -u; id -g; touch /tmp/n', { user: APP_USER.name });
+  const byName = await runStep('id -u; id -g; touch /tmp/n; grep -q localhost /etc/hosts', { user: APP_USER.name });
   assert.is(byName.exitCode, 0, byName.stderr);
   assert.is(byName.stdout, `${APP_USER.uid}\n${APP_USER.gid}\n`);
   const e1 = await entries(byName);
