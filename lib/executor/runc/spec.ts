@@ -67,6 +67,11 @@ export interface RunSpecInput {
    * container without CAP_SYS_RESOURCE. Undefined: no limit.
    */
   boundingCaps?: bigint;
+  /**
+   * In a user namespace (rootless): /sys is bound from the host read-only,
+   * since sysfs can only be mounted by the owner of the network namespace.
+   */
+  rootless?: boolean;
 }
 
 /** PATH when the image sets none (what Docker and BuildKit use). */
@@ -132,7 +137,9 @@ export function runtimeSpec(input: RunSpecInput): OciSpec {
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
       { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
       { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
-      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: insecure ? ['nosuid', 'noexec', 'nodev'] : ['nosuid', 'noexec', 'nodev', 'ro'] },
+      input.rootless
+        ? { destination: '/sys', type: 'none', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] }
+        : { destination: '/sys', type: 'sysfs', source: 'sysfs', options: insecure ? ['nosuid', 'noexec', 'nodev'] : ['nosuid', 'noexec', 'nodev', 'ro'] },
       bind('/etc/hosts', input.etc.hosts),
       bind('/etc/resolv.conf', input.etc.resolvConf),
       bind('/etc/hostname', input.etc.hostname),
