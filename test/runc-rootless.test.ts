@@ -155,6 +155,33 @@ test('a failing command: its exit code, no layer; network none: loopback only', 
   assertNothingLeft();
 });
 
+/** Processes of the rootless user running `sleep 300` (a step's process is the user's uid on the host). */
+function sleepers(): string[] {
+  return fs.readdirSync('/proc').filter((pid) => {
+    if (!/^\d+$/.test(pid)) return false;
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1') === 'sleep\0' + '300\0' && fs.statSync(`/proc/${pid}`).uid === user.uid;
+    } catch {
+      return false;
+    }
+  });
+}
+
+test('abort mid-step: ABORTED, the step process is gone, no step dir', async () => {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the aborted rootless step still ran after 60 s')), 60_000);
+  });
+  try {
+    const r = await Promise.race([step('echo started; sleep 300', { abortOnOutput: true }), bound]);
+    assert.is(r.error?.code, 'ABORTED', JSON.stringify(r));
+  } finally {
+    clearTimeout(timer);
+  }
+  assert.equal(sleepers(), [], 'no sleep 300 left');
+  assertNothingLeft();
+});
+
 test('a user without a subordinate id range: RUNC_NO_SUBIDS saying how to add one', async () => {
   const r = await asUser(65534, 65534, { args: ['true'] });
   assert.is(r.error?.code, 'RUNC_NO_SUBIDS', JSON.stringify(r));

@@ -39,6 +39,8 @@ lines.on('line', (line) => {
     void run(job);
   }
 });
+// The parent is gone (killed, crashed): stop the step and clean up, as on an abort.
+lines.on('close', () => ac.abort('the parent process went away'));
 send({ ready: true });
 
 async function run(j: WorkerJob): Promise<void> {
