@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { OcistackError } from '../lib/errors.js';
 import { ALL_CAPABILITIES, DEFAULT_CAPABILITIES, DEFAULT_PATH, runtimeSpec, type RunSpecInput } from '../lib/executor/runc/spec.js';
 import { readAccountFiles, resolveRunUser } from '../lib/executor/runc/user.js';
+import { parseSubIds } from '../lib/executor/runc/subids.js';
 import { makeTempDir } from './helpers/tools.js';
 
 const at = { file: 'Dockerfile', line: 7 };
@@ -122,6 +123,14 @@ test('account files are read inside the rootfs: an absolute symlink does not rea
   const f = readAccountFiles(root);
   assert.is(f.passwd, 'app:x:77:77::/:/bin/sh\n');
   assert.is(f.group, undefined);
+});
+
+test('subordinate ids: by name or uid, first valid range, none for others', () => {
+  const text = '# comment\nalice:100000:65536\n1001:200000:1000\nbob:x:1\nbob:300000:0\n';
+  assert.equal(parseSubIds(text, 'alice', 1000), { start: 100000, count: 65536 });
+  assert.equal(parseSubIds(text, 'carol', 1001), { start: 200000, count: 1000 });
+  assert.is(parseSubIds(text, 'bob', 1002), undefined);
+  assert.is(parseSubIds('', 'alice', 1000), undefined);
 });
 
 test.run();
