@@ -2,4 +2,5 @@
 export { chainId, chainIds } from './chain-id.js';
 export { materializeChain, type MaterializeOptions, type MaterializeResult } from './materialize.js';
 export { ensureSnapshot, findSnapshotPrefix, snapshotKey, snapshotsRoot, removeTree, type Snapshot, type SnapshotOptions } from './snapshot.js';
+export { captureOverlayUpper, readXattrsTree, type CaptureOptions, type CaptureResult } from './capture.js';
 export type { RootfsWarning, RootfsWarningCode } from './warnings.js';

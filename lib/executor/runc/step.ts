@@ -1,0 +1,117 @@
+/**
+ * One RUN step, run in this process's namespaces: as real root (root mode),
+ * or as root of the user namespace the rootless worker runs in (worker.ts).
+ * See index.ts for the whole sequence.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { abortError, throwIfAborted } from '../../abort.js';
+import { OcistackError } from '../../errors.js';
+import { writeLayer } from '../../layer/write.js';
+import { captureOverlayUpper, ensureSnapshot } from '../../rootfs/index.js';
+import { removeTemp, tempName, trackTemp } from '../../temp-files.js';
+import type { RunRequest, RunResult } from '../types.js';
+import { writeEtcFiles } from './etc-files.js';
+import { mountOverlay, unmountOverlay } from './overlay.js';
+import { deleteContainer, runContainer, type RuncContainer } from './runc-cli.js';
+import { MOUNT_TARGET_DIRS, MOUNT_TARGET_FILES, runtimeSpec } from './spec.js';
+import { makeStubLayer } from './stubs.js';
+import { sweepStaleSteps } from './sweep.js';
+import { readAccountFiles, resolveRunUser } from './user.js';
+
+/** Hostname inside a step (BuildKit uses `buildkitsandbox`). */
+export const STEP_HOSTNAME = 'ocistack';
+
+/** Paths a step's change never contains: kernel file systems and the bind-mounted /etc files. */
+export const CAPTURE_EXCLUDE = [...MOUNT_TARGET_DIRS, ...MOUNT_TARGET_FILES];
+
+/** runc's state dir for this cache dir (`runc --root`). */
+export function runcStateDir(cacheDir: string): string {
+  return path.join(path.resolve(cacheDir), 'runc', 'state');
+}
+
+/** Where step temp dirs live (`<cacheDir>/runc/steps/step-PID-...`). */
+export function runcStepsDir(cacheDir: string): string {
+  return path.join(path.resolve(cacheDir), 'runc', 'steps');
+}
+
+function checkMounts(req: RunRequest): void {
+  if (req.mounts.length) {
+    throw new OcistackError(`RUN --mount=type=${req.mounts[0]!.type} is not supported by the runc executor yet`, {
+      code: 'RUN_MOUNT_UNSUPPORTED',
+      location: req.location,
+      hint: 'remove the --mount option for now',
+    });
+  }
+}
+
+/** This process's capability bounding set (/proc/self/status CapBnd); undefined when unreadable. */
+export function boundingCapabilities(): bigint | undefined {
+  try {
+    const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    return m ? BigInt(`0x${m[1]}`) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function copyRootMeta(from: string, to: string): void {
+  const st = fs.statSync(from);
+  fs.chmodSync(to, st.mode & 0o7777);
+  fs.chownSync(to, st.uid, st.gid);
+}
+
+export interface StepMode {
+  /** In a user namespace: overlay with userxattr, /sys bound instead of mounted. */
+  rootless: boolean;
+}
+
+/** Run one step here; the caller has checked runc exists. */
+export async function runStepHere(runc: string, req: RunRequest, mode: StepMode): Promise<RunResult> {
+  throwIfAborted(req.signal);
+  checkMounts(req);
+  const { chain } = req;
+  // Steps of ocistack processes that died (kill -9): their container, mount and dir.
+  await sweepStaleSteps({ runc, stateDir: runcStateDir(req.cacheDir), stepsDir: runcStepsDir(req.cacheDir) });
+  const snap = await ensureSnapshot({ store: chain.store, layers: chain.layers, diffIds: chain.diffIds, cacheDir: req.cacheDir, signal: req.signal, onProgress: req.onProgress });
+  const user = resolveRunUser(req.process.user, readAccountFiles(snap.rootfs), req.location);
+
+  const stepDir = path.join(runcStepsDir(req.cacheDir), tempName('step'));
+  const dirs = { stubs: 'stubs', upper: 'upper', work: 'work', merged: 'merged', etc: 'etc', bundle: 'bundle' };
+  const p = Object.fromEntries(Object.entries(dirs).map(([k, v]) => [k, path.join(stepDir, v)])) as typeof dirs;
+  fs.mkdirSync(runcStepsDir(req.cacheDir), { recursive: true });
+  fs.mkdirSync(stepDir, { mode: 0o700 });
+  trackTemp(stepDir);
+  let mounted = false;
+  let container: RuncContainer | undefined;
+  try {
+    for (const d of [p.stubs, p.upper, p.work, p.merged, p.bundle]) fs.mkdirSync(d);
+    // The merged root shows the upper dir's own metadata: give it the image's.
+    copyRootMeta(snap.rootfs, p.upper);
+    makeStubLayer(snap.rootfs, p.stubs, { dirs: MOUNT_TARGET_DIRS, files: MOUNT_TARGET_FILES });
+    await mountOverlay({ lower: [p.stubs, snap.rootfs], upper: p.upper, work: p.work, merged: p.merged, userxattr: mode.rootless });
+    mounted = true;
+    const etc = writeEtcFiles(p.etc, STEP_HOSTNAME, req.network);
+    const spec = runtimeSpec({ ...req.process, user, network: req.network, security: req.security, rootfs: p.merged, hostname: STEP_HOSTNAME, etc, boundingCaps: boundingCapabilities(), rootless: mode.rootless });
+    fs.writeFileSync(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
+    const state = runcStateDir(req.cacheDir);
+    fs.mkdirSync(state, { recursive: true, mode: 0o700 });
+    container = { runc, root: state, bundle: p.bundle, id: path.basename(stepDir) };
+    const exitCode = await runContainer(container, { onOutput: req.onOutput, signal: req.signal });
+    await deleteContainer(container);
+    container = undefined;
+    await unmountOverlay(p.merged);
+    mounted = false;
+    if (exitCode !== 0) return { exitCode };
+    if (req.signal?.aborted) throw abortError(req.signal);
+    const { entries, notes } = await captureOverlayUpper({ upper: p.upper, exclude: CAPTURE_EXCLUDE, signal: req.signal });
+    for (const message of notes) req.onProgress?.({ type: 'warning', message, location: req.location });
+    if (entries.length === 0) return { exitCode };
+    const layer = await writeLayer(entries, { store: chain.store, sourceDateEpoch: req.sourceDateEpoch, signal: req.signal, location: req.location });
+    return { exitCode, layer };
+  } finally {
+    if (container) await deleteContainer(container);
+    if (mounted) await unmountOverlay(p.merged);
+    await removeTemp(stepDir).catch(() => undefined);
+  }
+}

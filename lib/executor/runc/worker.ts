@@ -1,0 +1,61 @@
+/**
+ * The rootless step worker: started by rootless.ts as `unshare --user
+ * --mount -- node worker.js`, so it runs in a new user and mount namespace.
+ * It says `ready`, waits for its parent to map the namespace (newuidmap,
+ * newgidmap: it is then uid 0 there, with the caller's subordinate ids as
+ * 1..N), reads the job, and runs the step exactly as root mode does
+ * (step.ts). Protocol: JSON lines; parent -> worker: the job, then
+ * optionally `{"abort":true}`; worker -> parent: `{"ready":true}`, output
+ * chunks `{"out":"stdout","b64":...}`, progress events, and finally
+ * `{"result":...}` or `{"error":{...}}`. Mounts made here vanish with the
+ * namespace when the worker exits, whatever happens.
+ */
+import { createInterface } from 'node:readline';
+import { OcistackError } from '../../errors.js';
+import { BlobStore } from '../../image/store.js';
+import type { RunRequest } from '../types.js';
+import { runStepHere } from './step.js';
+
+export interface WorkerJob {
+  runc: string;
+  storeRoot: string;
+  req: Omit<RunRequest, 'chain' | 'onOutput' | 'onProgress' | 'signal'> & { chain: Omit<RunRequest['chain'], 'store'> };
+}
+
+function send(msg: unknown): void {
+  process.stdout.write(`${JSON.stringify(msg)}\n`);
+}
+
+const ac = new AbortController();
+const lines = createInterface({ input: process.stdin });
+let job: WorkerJob | undefined;
+let started = false;
+lines.on('line', (line) => {
+  const msg = JSON.parse(line) as { abort?: boolean } & Partial<WorkerJob>;
+  if (msg.abort) return ac.abort('received an abort from the parent process');
+  if (!started) {
+    started = true;
+    job = msg as WorkerJob;
+    void run(job);
+  }
+});
+// The parent is gone (killed, crashed): stop the step and clean up, as on an abort.
+lines.on('close', () => ac.abort('the parent process went away'));
+send({ ready: true });
+
+async function run(j: WorkerJob): Promise<void> {
+  try {
+    const result = await runStepHere(j.runc, {
+      ...j.req,
+      chain: { ...j.req.chain, store: new BlobStore(j.storeRoot) },
+      onOutput: (stream, chunk) => send({ out: stream, b64: chunk.toString('base64') }),
+      onProgress: (event) => send({ progress: event }),
+      signal: ac.signal,
+    }, { rootless: true });
+    send({ result });
+  } catch (e) {
+    const err = e instanceof OcistackError ? { message: e.message, code: e.code, hint: e.hint, location: e.location } : { message: e instanceof Error ? e.message : String(e), code: 'RUNC_ROOTLESS_WORKER' };
+    send({ error: err });
+  }
+  lines.close();
+}

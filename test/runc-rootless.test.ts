@@ -1,0 +1,192 @@
+/**
+ * The runc executor rootless: the test (root) creates the user
+ * `ocistack-rootless` with a subordinate id range (helpers/rootless-user.ts)
+ * and runs each step in a child node process as that user
+ * (helpers/runc-rootless-child.ts), against a busybox chain in a store the
+ * user owns. Owners in the layer are the ids inside the image (0, 1000),
+ * not the host's subordinate ids; deletions and replaced directories work
+ * as in root mode (overlay with userxattr); nothing is left behind.
+ */
+import { test } from './helpers/suite.js';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { BlobStore } from '../lib/image/store.js';
+import type { Descriptor, Digest, ImageManifest } from '../lib/image/types.js';
+import { indexLayer, type IndexedEntry } from '../lib/layer/index.js';
+import type { LayerResult } from '../lib/layer/types.js';
+import { runcStepsDir } from '../lib/executor/runc/index.js';
+import { mountPoints } from '../lib/executor/runc/overlay.js';
+import { APP_USER, busyboxLayout } from './helpers/images.js';
+import { ensureRootlessUser, ROOTLESS_RANGE } from './helpers/rootless-user.js';
+import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
+
+let store: BlobStore;
+let layers: Descriptor[];
+let diffIds: Digest[];
+let cacheDir: string;
+let user: { name: string; uid: number; gid: number };
+const runc = requireTool('runc');
+
+function chownTree(p: string, uid: number, gid: number): void {
+  fs.lchownSync(p, uid, gid);
+  if (fs.lstatSync(p).isDirectory()) for (const n of fs.readdirSync(p)) chownTree(join(p, n), uid, gid);
+}
+
+test.before(async () => {
+  requireTool('newuidmap');
+  requireTool('unshare');
+  user = ensureRootlessUser();
+  const layout = await busyboxLayout();
+  const src = new BlobStore(layout.dir);
+  const index = JSON.parse(fs.readFileSync(join(layout.dir, 'index.json'), 'utf8'));
+  const manifest = JSON.parse(fs.readFileSync(src.path(index.manifests[0].digest), 'utf8')) as ImageManifest;
+  const config = JSON.parse(fs.readFileSync(src.path(manifest.config.digest), 'utf8'));
+  const base = makeTempDir('runc-rootless');
+  fs.chmodSync(base, 0o755);
+  // The user must be able to reach its dirs: the test run's temp dirs above them are root's, often 0700.
+  for (let d = dirname(base); d !== '/'; d = dirname(d)) {
+    const mode = fs.statSync(d).mode;
+    if (!(mode & 0o001)) fs.chmodSync(d, (mode & 0o7777) | 0o111);
+  }
+  store = new BlobStore(join(base, 'store'));
+  for (const l of manifest.layers) await store.putBytes(fs.readFileSync(src.path(l.digest)));
+  layers = manifest.layers;
+  diffIds = config.rootfs.diff_ids;
+  cacheDir = join(base, 'cache');
+  fs.mkdirSync(cacheDir);
+  chownTree(base, user.uid, user.gid);
+});
+
+interface ChildOut {
+  result?: { exitCode: number; layer?: LayerResult };
+  error?: { code: string; message: string; hint?: string; location?: unknown };
+  stdout: string;
+  stderr: string;
+}
+
+function asUser(uid: number, gid: number, job: Record<string, unknown>): Promise<ChildOut> {
+  const child = spawn(process.execPath, [fileURLToPath(new URL('./helpers/runc-rootless-child.js', import.meta.url)), JSON.stringify({ runc, storeRoot: store.root, layers, diffIds, cacheDir, ...job })], {
+    uid,
+    gid,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/nonexistent' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (b: Buffer) => (out += b));
+  child.stderr.on('data', (b: Buffer) => (err += b));
+  return new Promise((resolve, reject) =>
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      try {
+        resolve(JSON.parse(line) as ChildOut);
+      } catch {
+        reject(new Error(`the child exited ${code} without a result:\n${out}\n${err}`));
+      }
+    }),
+  );
+}
+
+const step = (script: string, extra: Record<string, unknown> = {}) => asUser(user.uid, user.gid, { args: ['/bin/sh', '-c', script], ...extra });
+
+async function entries(layer: LayerResult | undefined): Promise<Map<string, IndexedEntry>> {
+  assert.ok(layer, 'a layer');
+  const idx = await indexLayer(store, layer!.digest);
+  return new Map(idx.entries.map((e) => [e.type === 'opaque' ? `${e.path}/.wh..wh..opq` : e.type === 'whiteout' ? `wh:${e.path}` : e.path, e]));
+}
+
+function assertNothingLeft(): void {
+  assert.equal(mountPoints().filter((m) => m.startsWith(cacheDir)), [], 'no mount');
+  const steps = fs.existsSync(runcStepsDir(cacheDir)) ? fs.readdirSync(runcStepsDir(cacheDir)) : [];
+  assert.equal(steps, [], 'no step dir');
+}
+
+test('as root in the namespace: a file, a whiteout, owners as in the image', async () => {
+  const r = await step('id -u; echo hi > /x; rm /bin/ls; touch /tmp/app && chown 1000:1000 /tmp/app');
+  assert.ok(r.result, JSON.stringify(r));
+  assert.is(r.result!.exitCode, 0, r.stderr);
+  assert.is(r.stdout, '0\n');
+  const e = await entries(r.result!.layer);
+  assert.equal([...e.keys()].sort(), ['/bin', '/tmp', '/tmp/app', '/x', 'wh:/bin/ls']);
+  assert.is(e.get('/x')!.uid, 0);
+  assert.is(e.get('/tmp/app')!.uid, 1000);
+  assert.is(e.get('/tmp/app')!.gid, 1000);
+  assert.is(await runOk('tar', ['-xzOf', store.path(r.result!.layer!.digest), 'x']), 'hi\n');
+  assertNothingLeft();
+});
+
+test('the snapshot keeps real owners: /home/app is 1000 inside, subuid start + 1000 on the host', async () => {
+  const r = await step('stat -c %u:%g /home/app');
+  assert.is(r.result?.exitCode, 0, JSON.stringify(r));
+  assert.is(r.stdout, '1000:1000\n');
+  const snaps = fs.readdirSync(join(cacheDir, 'snapshots')).filter((n) => n !== 'tmp');
+  const st = fs.statSync(join(cacheDir, 'snapshots', snaps[0]!, 'rootfs', 'home', 'app'));
+  assert.is(st.uid, ROOTLESS_RANGE.start + APP_USER.uid - 1);
+});
+
+test('USER app: files owned by 1000 in the layer', async () => {
+  const r = await step('id -u; touch /tmp/mine', { user: APP_USER.name });
+  assert.is(r.result?.exitCode, 0, JSON.stringify(r));
+  assert.is(r.stdout, `${APP_USER.uid}\n`);
+  const e = await entries(r.result!.layer);
+  assert.is(e.get('/tmp/mine')!.uid, APP_USER.uid);
+  assert.is(e.get('/tmp/mine')!.gid, APP_USER.gid);
+});
+
+test('rm -rf then mkdir: an opaque directory (user.overlay.opaque)', async () => {
+  const r = await step('rm -rf /home && mkdir /home && echo a > /home/a');
+  assert.is(r.result?.exitCode, 0, JSON.stringify(r));
+  const e = await entries(r.result!.layer);
+  assert.equal([...e.keys()].sort(), ['/home', '/home/.wh..wh..opq', '/home/a']);
+  for (const x of e.values()) for (const k of Object.keys(x.xattrs ?? {})) assert.not.ok(k.includes('overlay'), k);
+});
+
+test('a failing command: its exit code, no layer; network none: loopback only', async () => {
+  const r = await step('echo nope >&2; exit 3');
+  assert.is(r.result?.exitCode, 3, JSON.stringify(r));
+  assert.is(r.result!.layer, undefined);
+  assert.is(r.stderr, 'nope\n');
+  const n = await step('cat /proc/net/dev', { network: 'none' });
+  assert.is(n.result?.exitCode, 0, JSON.stringify(n));
+  assert.equal(n.stdout.split('\n').slice(2).filter(Boolean).map((l) => l.split(':')[0]!.trim()), ['lo']);
+  assertNothingLeft();
+});
+
+/** Processes of the rootless user running `sleep 300` (a step's process is the user's uid on the host). */
+function sleepers(): string[] {
+  return fs.readdirSync('/proc').filter((pid) => {
+    if (!/^\d+$/.test(pid)) return false;
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1') === 'sleep\0' + '300\0' && fs.statSync(`/proc/${pid}`).uid === user.uid;
+    } catch {
+      return false;
+    }
+  });
+}
+
+test('abort mid-step: ABORTED, the step process is gone, no step dir', async () => {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('the aborted rootless step still ran after 60 s')), 60_000);
+  });
+  try {
+    const r = await Promise.race([step('echo started; sleep 300', { abortOnOutput: true }), bound]);
+    assert.is(r.error?.code, 'ABORTED', JSON.stringify(r));
+  } finally {
+    clearTimeout(timer);
+  }
+  assert.equal(sleepers(), [], 'no sleep 300 left');
+  assertNothingLeft();
+});
+
+test('a user without a subordinate id range: RUNC_NO_SUBIDS saying how to add one', async () => {
+  const r = await asUser(65534, 65534, { args: ['true'] });
+  assert.is(r.error?.code, 'RUNC_NO_SUBIDS', JSON.stringify(r));
+  assert.match(r.error!.hint ?? '', /usermod --add-subuids/);
+  assert.equal(r.error!.location, { file: 'Dockerfile', line: 5 });
+});
+
+test.run();
