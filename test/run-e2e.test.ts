@@ -42,8 +42,12 @@ COPY app.txt /app/
 RUN echo "$GREETING from RUN" > /app/run.txt && rm /bin/vi
 USER app
 RUN echo mine > /tmp/mine.txt
+RUN <<EOF
+#!/bin/sh
+echo "shebang heredoc as $(id -u)" > /tmp/heredoc.txt
+EOF
 COPY --from=tools /out/tool.txt /app/
-CMD ["sh", "-c", "cat /app/app.txt /app/run.txt /app/tool.txt; ls -n /tmp/mine.txt; test -e /bin/vi && echo vi-present || echo vi-gone; id -u"]
+CMD ["sh", "-c", "cat /app/app.txt /app/run.txt /app/tool.txt /tmp/heredoc.txt; ls -n /tmp/mine.txt; test -e /bin/vi && echo vi-present || echo vi-gone; id -u"]
 `);
   const ref = `${reg.host}/giteaadmin/run-e2e:1`;
   const r = await ocistack(['build', dir, '--build-arg', `BASE=${base}`, '-t', ref, '--push', '--ca-file', reg.caFile, '--progress', 'plain']);
@@ -61,9 +65,10 @@ CMD ["sh", "-c", "cat /app/app.txt /app/run.txt /app/tool.txt; ls -n /tmp/mine.t
   assert.is(lines[0], 'from the context');
   assert.is(lines[1], 'hello from RUN');
   assert.is(lines[2], 'built-in-stage');
-  assert.match(lines[3]!, /^-\S+\s+\d+\s+1000\s+1000\s/, `owner of /tmp/mine.txt: ${lines[3]}`);
-  assert.is(lines[4], 'vi-gone', 'rm of a base file is a whiteout');
-  assert.is(lines[5], '1000');
+  assert.is(lines[3], 'shebang heredoc as 1000', 'a #! heredoc RUN runs as its own script');
+  assert.match(lines[4]!, /^-\S+\s+\d+\s+1000\s+1000\s/, `owner of /tmp/mine.txt: ${lines[4]}`);
+  assert.is(lines[5], 'vi-gone', 'rm of a base file is a whiteout');
+  assert.is(lines[6], '1000');
   assert.match(r.stderr, /from RUN|#\d+/, 'plain progress shows the steps');
 });
 

@@ -72,6 +72,12 @@ export interface RunSpecInput {
    * since sysfs can only be mounted by the owner of the network namespace.
    */
   rootless?: boolean;
+  /**
+   * Files only this step sees (a `RUN <<EOF` whose body starts with `#!` is
+   * run as /dev/pipes/NAME, as BuildKit does): bound read-only, executable,
+   * below the step's tmpfs /dev, so they never reach the layer.
+   */
+  inlineFiles?: { destination: string; source: string }[];
 }
 
 /** PATH when the image sets none (what Docker and BuildKit use). */
@@ -143,6 +149,7 @@ export function runtimeSpec(input: RunSpecInput): OciSpec {
       bind('/etc/hosts', input.etc.hosts),
       bind('/etc/resolv.conf', input.etc.resolvConf),
       bind('/etc/hostname', input.etc.hostname),
+      ...(input.inlineFiles ?? []).map((f): OciMount => ({ destination: f.destination, type: 'bind', source: f.source, options: ['rbind', 'ro', 'nosuid', 'nodev'] })),
     ],
     linux: { namespaces },
   };

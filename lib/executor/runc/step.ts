@@ -35,6 +35,18 @@ export function runcStepsDir(cacheDir: string): string {
   return path.join(path.resolve(cacheDir), 'runc', 'steps');
 }
 
+/** The step's inline files (heredoc scripts) on the host, outside the rootfs, for read-only binds. */
+function writeInlineFiles(dir: string, files: NonNullable<RunRequest['inlineFiles']>): { destination: string; source: string }[] {
+  if (!files.length) return [];
+  fs.mkdirSync(dir, { mode: 0o755 });
+  return files.map((f, i) => {
+    const source = path.join(dir, String(i));
+    fs.writeFileSync(source, f.content, { mode: f.mode & 0o7777 });
+    fs.chmodSync(source, f.mode & 0o7777); // the umask must not take the exec bits
+    return { destination: f.path, source };
+  });
+}
+
 function checkMounts(req: RunRequest): void {
   if (req.mounts.length) {
     throw new OcistackError(`RUN --mount=type=${req.mounts[0]!.type} is not supported by the runc executor yet`, {
@@ -92,7 +104,8 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
     await mountOverlay({ lower: [p.stubs, snap.rootfs], upper: p.upper, work: p.work, merged: p.merged, userxattr: mode.rootless });
     mounted = true;
     const etc = writeEtcFiles(p.etc, STEP_HOSTNAME, req.network);
-    const spec = runtimeSpec({ ...req.process, user, network: req.network, security: req.security, rootfs: p.merged, hostname: STEP_HOSTNAME, etc, boundingCaps: boundingCapabilities(), rootless: mode.rootless });
+    const inlineFiles = writeInlineFiles(path.join(stepDir, 'inline'), req.inlineFiles ?? []);
+    const spec = runtimeSpec({ ...req.process, user, network: req.network, security: req.security, rootfs: p.merged, hostname: STEP_HOSTNAME, etc, boundingCaps: boundingCapabilities(), rootless: mode.rootless, inlineFiles });
     fs.writeFileSync(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
     const state = runcStateDir(req.cacheDir);
     fs.mkdirSync(state, { recursive: true, mode: 0o700 });
