@@ -1,6 +1,7 @@
 /**
- * Differential tests: every fixture in fixtures/copy/ is built with ocistack
- * and with Buildah (`buildah bud`, chroot isolation, vfs) from the same busybox
+ * Differential tests: every fixture in fixtures/copy/ and fixtures/run/ is
+ * built with ocistack (RUN steps by its default executor, runc) and with
+ * Buildah (`buildah bud`, chroot isolation, vfs) from the same busybox
  * base in a local TLS registry; both images are unpacked with umoci and every
  * path's type, mode, owner, size, content, link target, hard-link group
  * (which paths share an inode), device numbers and xattrs must match
@@ -18,9 +19,10 @@
  * (hard links, modes, archives: what git cannot store). Accepted differences
  * from Buildah are listed per fixture in `differences.txt` (`PATH FIELD,...`
  * per line: only those fields of that path may differ, and each listed one
- * must) and explained in docs/differences.md.
+ * must) and explained in docs/differences.md; a set's own `differences.txt`
+ * (fixtures/run/differences.txt) applies to each of its fixtures.
  *
- * Run: node dist/test/differential.test.js  (FIXTURE=name to run one).
+ * Run: node dist/test/differential.test.js  (FIXTURE=name,run/name to pick fixtures).
  */
 import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
@@ -36,13 +38,33 @@ import { skopeoArgs } from './helpers/registry.js';
 import { changes, compareTrees, listTree, parseAccepted, unaccepted } from './differential-util.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/**
+ * The fixture sets this suite walks: COPY/ADD semantics, and RUN steps (run by
+ * ocistack's default executor, runc, and by Buildah's chroot isolation).
+ * Fixtures are named by directory; `run/` ones as `run/NAME` so that
+ * FIXTURE= can pick either (`FIXTURE=hardlinks`, `FIXTURE=run/hardlinks`).
+ */
+const FIXTURE_DIRS = ['copy', 'run'] as const;
 const fixturesDir = path.join(repo, 'fixtures', 'copy');
 const only = process.env.FIXTURE;
-const fixtures = fs
-  .readdirSync(fixturesDir)
-  .filter((n) => fs.existsSync(path.join(fixturesDir, n, 'Dockerfile')))
-  .filter((n) => !only || only.split(',').includes(n))
-  .sort();
+const fixtureDirOf = new Map<string, string>();
+for (const set of FIXTURE_DIRS) {
+  const root = path.join(repo, 'fixtures', set);
+  if (!fs.existsSync(root)) continue;
+  for (const n of fs.readdirSync(root)) {
+    if (!fs.existsSync(path.join(root, n, 'Dockerfile'))) continue;
+    fixtureDirOf.set(set === 'copy' ? n : `${set}/${n}`, path.join(root, n));
+  }
+}
+const fixtures = [...fixtureDirOf.keys()].filter((n) => !only || only.split(',').includes(n)).sort();
+/** A fixture's directory, by its name in `fixtures`. */
+function fixtureDir(name: string): string {
+  return fixtureDirOf.get(name)!;
+}
+/** A fixture name usable in file and image names (`run/x` -> `run-x`). */
+function slug(name: string): string {
+  return name.replaceAll('/', '-');
+}
 
 let reg: TestRegistry;
 /** Serves `fixtures/copy/<name>/http/` at `@HTTP@/<name>/...` for ADD <url> fixtures. */
@@ -105,11 +127,13 @@ function refName(layoutDir: string): string {
 
 /** A fresh copy of the fixture's context with its setup.sh applied. */
 async function prepareContext(name: string): Promise<string> {
-  const ctx = path.join(work, `ctx-${name}`);
+  const ctx = path.join(work, `ctx-${slug(name)}`);
   fs.rmSync(ctx, { recursive: true, force: true });
   fs.mkdirSync(ctx, { recursive: true });
-  await runOk('cp', ['-a', path.join(fixturesDir, name, 'context') + '/.', ctx + '/']);
-  const setup = path.join(fixturesDir, name, 'setup.sh');
+  // RUN fixtures may need no context at all.
+  const context = path.join(fixtureDir(name), 'context');
+  if (fs.existsSync(context)) await runOk('cp', ['-a', context + '/.', ctx + '/']);
+  const setup = path.join(fixtureDir(name), 'setup.sh');
   if (fs.existsSync(setup)) await runOk('sh', [setup], { cwd: ctx });
   return ctx;
 }
@@ -119,26 +143,26 @@ async function prepareContext(name: string): Promise<string> {
  * (`COPY --from` takes no variables, and the registry port changes per run).
  */
 function dockerfileFor(name: string): string {
-  const text = fs.readFileSync(path.join(fixturesDir, name, 'Dockerfile'), 'utf8');
-  const out = path.join(work, `Dockerfile-${name}`);
+  const text = fs.readFileSync(path.join(fixtureDir(name), 'Dockerfile'), 'utf8');
+  const out = path.join(work, `Dockerfile-${slug(name)}`);
   fs.writeFileSync(out, text.replaceAll('@BASE@', baseRef).replaceAll('@HTTP@', httpBase).replaceAll('@SPECIAL@', specialRef));
-  const ignore = path.join(fixturesDir, name, 'Dockerfile.dockerignore');
+  const ignore = path.join(fixtureDir(name), 'Dockerfile.dockerignore');
   if (fs.existsSync(ignore)) fs.copyFileSync(ignore, `${out}.dockerignore`);
   return out;
 }
 
 async function buildOurs(name: string, ctx: string): Promise<Map<string, string>> {
-  const dest = path.join(work, `ours-${name}`);
+  const dest = path.join(work, `ours-${slug(name)}`);
   await build({
     context: ctx,
     dockerfile: dockerfileFor(name),
     buildArgs: { BASE: baseRef },
-    tags: [`${reg.host}/fixtures/${name}:latest`],
+    tags: [`${reg.host}/fixtures/${slug(name)}:latest`],
     output: [{ type: 'oci', dest }],
     registry: { caFile: reg.caFile },
     cacheDir,
   });
-  return unpack(dest, refName(dest), `ours-${name}`);
+  return unpack(dest, refName(dest), `ours-${slug(name)}`);
 }
 
 test.before(async () => {
@@ -170,7 +194,7 @@ test.after(async () => {
 
 for (const name of fixtures) {
   test(name, async () => {
-    const dir = path.join(fixturesDir, name);
+    const dir = fixtureDir(name);
     const expectedFile = path.join(dir, 'expected.txt');
     const ctx = await prepareContext(name);
     const ours = await buildOurs(name, ctx);
@@ -182,9 +206,16 @@ for (const name of fixtures) {
     // Buildah gets its own copy: a build must not see what the other one did.
     const ctx2 = await prepareContext(name);
     const theirs = await buildahBuild(ctx2, { dockerfile: dockerfileFor(name), registry: reg, buildArgs: { BASE: baseRef } });
-    const theirTree = await unpack(theirs.layoutDir, theirs.tag, `buildah-${name}`);
-    const acceptedFile = path.join(dir, 'differences.txt');
-    const accepted = fs.existsSync(acceptedFile) ? parseAccepted(fs.readFileSync(acceptedFile, 'utf8'), acceptedFile) : new Map<string, Set<string>>();
+    const theirTree = await unpack(theirs.layoutDir, theirs.tag, `buildah-${slug(name)}`);
+    // A set may accept differences for all its fixtures (fixtures/run/differences.txt:
+    // Buildah's RUN mount targets); a fixture's own file adds to them.
+    const accepted = new Map<string, Set<string>>();
+    for (const acceptedFile of [path.join(path.dirname(dir), 'differences.txt'), path.join(dir, 'differences.txt')]) {
+      if (!fs.existsSync(acceptedFile)) continue;
+      for (const [p, fields] of parseAccepted(fs.readFileSync(acceptedFile, 'utf8'), acceptedFile)) {
+        accepted.set(p, new Set([...(accepted.get(p) ?? []), ...fields]));
+      }
+    }
     const problems = unaccepted(compareTrees(ours, theirTree), accepted);
     if (problems.length) assert.unreachable(`${name}: ${problems.length} difference(s) from buildah not as accepted:\n${problems.join('\n')}`);
     // The fixture must change something, or it compares nothing.
