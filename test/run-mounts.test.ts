@@ -106,6 +106,49 @@ test('tmpfs target relative to the WORKDIR; an empty target is RUN_MOUNT at the 
   assertNothingLeft();
 });
 
+const SECRET = Buffer.from('s3cr3t-value-0xC0FFEE');
+
+test('secret: bound read-only at /run/secrets/ID (0400 root by default), neither it nor /run/secrets in the layer', async () => {
+  const r = await runStep('cat /run/secrets/tok > /dev/null && stat -c "%a %u" /run/secrets/tok && (echo x > /run/secrets/tok) 2>/dev/null || echo read-only; sha256sum < /run/secrets/tok > /h', [
+    { type: 'secret', target: '/run/secrets/tok', id: 'tok', readonly: true },
+  ], { secrets: { tok: SECRET } });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, '400 0\nread-only\n');
+  assert.equal(await layerPaths(r), ['/h']);
+  assertNothingLeft();
+});
+
+test('secret: target, mode, uid/gid honoured; USER of that uid reads it', async () => {
+  const r = await runStep('stat -c "%a %u %g" /etc/app/key; cat /etc/app/key', [
+    { type: 'secret', target: '/etc/app/key', id: 'k', mode: 0o440, uid: 1000, gid: 1000 },
+  ], { secrets: { k: SECRET }, process: { args: ['/bin/sh', '-c', 'stat -c "%a %u %g" /etc/app/key; cat /etc/app/key'], env: [`PATH=${BUSYBOX_PATH}`], cwd: '/', user: '1000:1000' } });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, `440 1000 1000\n${SECRET.toString()}`);
+  assert.is(r.layer, undefined, 'nothing of /etc/app reaches the layer');
+});
+
+test('secret with env=: a variable of this step only, no file', async () => {
+  const script = 'test "$TOKEN" = "$(printf %s "$TOKEN")" && printf %s "$TOKEN" | sha256sum; test -e /run/secrets/tok && echo file || echo no-file';
+  const r = await runStep(script, [{ type: 'secret', target: '', id: 'tok', env: 'TOKEN' }], { secrets: { tok: SECRET } });
+  assert.is(r.exitCode, 0, r.stderr);
+  const { createHash } = await import('node:crypto');
+  assert.is(r.stdout, `${createHash('sha256').update(SECRET).digest('hex')}  -\nno-file\n`);
+  const next = await runStep('echo "[$TOKEN]"', []);
+  assert.is(next.stdout, '[]\n', 'the next step does not see it');
+});
+
+test('secret required but not given: RUN_SECRET_MISSING at the RUN line, nothing left', async () => {
+  try {
+    await runStep('true', [{ type: 'secret', target: '/run/secrets/x', id: 'x', required: true }]);
+    assert.unreachable('should have failed');
+  } catch (e) {
+    assert.instance(e, OcistackError);
+    assert.is((e as OcistackError).code, 'RUN_SECRET_MISSING');
+    assert.equal((e as OcistackError).location, { file: 'Dockerfile', line: 5 });
+  }
+  assertNothingLeft();
+});
+
 test('a type not implemented yet (ssh) is still RUN_MOUNT_UNSUPPORTED', async () => {
   try {
     await runStep('true', [{ type: 'ssh', target: '/run/ssh' }]);

@@ -4,9 +4,12 @@
  * (stubs.ts) must provide so that a target the image lacks is never created
  * in the upper dir, i.e. never reaches the change layer.
  *
- * Implemented here: `type=tmpfs`. Every other type is refused with
+ * Implemented here: `type=tmpfs`, `type=secret` (a file outside the rootfs,
+ * in the 0700 step dir, bound read-only at the target; or, with `env=`, a
+ * variable of this step's process only). Every other type is refused with
  * RUN_MOUNT_UNSUPPORTED at the RUN line until it is implemented.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OcistackError } from '../../errors.js';
 import type { RunMount, RunRequest } from '../types.js';
@@ -14,7 +17,7 @@ import type { OciMount } from './spec.js';
 import { MOUNT_TARGET_DIRS, MOUNT_TARGET_FILES } from './spec.js';
 
 /** Mount types this executor implements. */
-export const SUPPORTED_MOUNT_TYPES: readonly RunMount['type'][] = ['tmpfs'];
+export const SUPPORTED_MOUNT_TYPES: readonly RunMount['type'][] = ['tmpfs', 'secret'];
 
 export interface StepMounts {
   /** Appended to the spec's mounts, in Dockerfile order. */
@@ -22,6 +25,8 @@ export interface StepMounts {
   /** Image paths (absolute) that must exist as directories / files: stubbed when the image lacks them. */
   stubDirs: string[];
   stubFiles: string[];
+  /** `K=V` added to the process's env (secret mounts with `env=`). */
+  env: string[];
 }
 
 function mountError(req: RunRequest, message: string, hint: string, code = 'RUN_MOUNT'): OcistackError {
@@ -59,11 +64,44 @@ function tmpfsMount(target: string, m: RunMount): OciMount {
   return { destination: target, type: 'tmpfs', source: 'tmpfs', options };
 }
 
-/** The OCI mounts and stub targets of the step's `--mount`s (types checked by checkMountTypes). */
-export function stepMounts(req: RunRequest): StepMounts {
-  const out: StepMounts = { oci: [], stubDirs: [], stubFiles: [] };
+/** Env var names a secret may be exposed as (what a shell can read). */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * The OCI mounts and stub targets of the step's `--mount`s (types checked
+ * by checkMountTypes). Secret files are written below `secretDir` (created
+ * here, inside the step dir, never inside the rootfs).
+ */
+export function stepMounts(req: RunRequest, secretDir: string): StepMounts {
+  const out: StepMounts = { oci: [], stubDirs: [], stubFiles: [], env: [] };
   const seen = new Set<string>();
+  let secrets = 0;
   for (const m of req.mounts) {
+    if (m.type === 'secret') {
+      const value = req.secrets?.[m.id ?? ''];
+      if (value === undefined) {
+        // The engine drops optional secrets it does not have; another caller may not.
+        if (!m.required) continue;
+        throw mountError(req, `RUN --mount=type=secret: the secret "${m.id ?? ''}" is required but was not given`, `pass it with --secret id=${m.id ?? 'ID'},src=FILE`, 'RUN_SECRET_MISSING');
+      }
+      if (m.env !== undefined) {
+        if (!ENV_NAME.test(m.env)) throw mountError(req, `RUN --mount=type=secret,env=${m.env}: not a variable name`, 'env= takes a name like API_TOKEN');
+        if (value.includes(0)) throw mountError(req, `the secret "${m.id ?? ''}" contains a NUL byte and cannot be an environment variable`, 'mount it as a file (target=) instead of env=');
+        out.env.push(`${m.env}=${value.toString()}`);
+        if (!m.target) continue;
+      }
+      const target = mountTarget(req, m);
+      if (seen.has(target)) throw mountError(req, `two RUN --mount options have the target ${target}`, 'give each mount its own target');
+      seen.add(target);
+      if (!fs.existsSync(secretDir)) fs.mkdirSync(secretDir, { mode: 0o700 });
+      const source = path.join(secretDir, String(secrets++));
+      fs.writeFileSync(source, value, { mode: 0o600 });
+      fs.chownSync(source, m.uid ?? 0, m.gid ?? 0);
+      fs.chmodSync(source, (m.mode ?? 0o400) & 0o7777);
+      out.oci.push({ destination: target, type: 'bind', source, options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'] });
+      out.stubFiles.push(target);
+      continue;
+    }
     const target = mountTarget(req, m);
     if (seen.has(target)) throw mountError(req, `two RUN --mount options have the target ${target}`, 'give each mount its own target');
     seen.add(target);

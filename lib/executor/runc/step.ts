@@ -73,7 +73,6 @@ export interface StepMode {
 export async function runStepHere(runc: string, req: RunRequest, mode: StepMode): Promise<RunResult> {
   throwIfAborted(req.signal);
   checkMountTypes(req);
-  const mounts = stepMounts(req);
   const { chain } = req;
   // Steps of ocistack processes that died (kill -9): their container, mount and dir.
   await sweepStaleSteps({ runc, stateDir: runcStateDir(req.cacheDir), stepsDir: runcStepsDir(req.cacheDir) });
@@ -90,6 +89,7 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
   let container: RuncContainer | undefined;
   try {
     for (const d of [p.stubs, p.upper, p.work, p.merged, p.bundle]) fs.mkdirSync(d);
+    const mounts = stepMounts(req, path.join(stepDir, 'secrets'));
     // The merged root shows the upper dir's own metadata: give it the image's.
     copyRootMeta(snap.rootfs, p.upper);
     makeStubLayer(snap.rootfs, p.stubs, { dirs: [...MOUNT_TARGET_DIRS, ...mounts.stubDirs], files: [...MOUNT_TARGET_FILES, ...mounts.stubFiles] });
@@ -97,7 +97,7 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
     mounted = true;
     const etc = writeEtcFiles(p.etc, STEP_HOSTNAME, req.network);
     const inlineFiles = writeInlineFiles(path.join(stepDir, 'inline'), req.inlineFiles ?? []);
-    const spec = runtimeSpec({ ...req.process, user, network: req.network, security: req.security, rootfs: p.merged, hostname: STEP_HOSTNAME, etc, boundingCaps: boundingCapabilities(), rootless: mode.rootless, inlineFiles, extraMounts: mounts.oci });
+    const spec = runtimeSpec({ ...req.process, env: [...req.process.env, ...mounts.env], user, network: req.network, security: req.security, rootfs: p.merged, hostname: STEP_HOSTNAME, etc, boundingCaps: boundingCapabilities(), rootless: mode.rootless, inlineFiles, extraMounts: mounts.oci });
     fs.writeFileSync(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
     const state = runcStateDir(req.cacheDir);
     fs.mkdirSync(state, { recursive: true, mode: 0o700 });
