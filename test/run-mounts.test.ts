@@ -16,6 +16,8 @@ import type { RunMount, RunRequest, RunResult } from '../lib/executor/types.js';
 import { createRuncExecutor, runcStepsDir } from '../lib/executor/runc/index.js';
 import { mountPoints } from '../lib/executor/runc/overlay.js';
 import { OcistackError } from '../lib/errors.js';
+import { acquireLock } from '../lib/lock.js';
+import { cacheMountDir } from '../lib/executor/runc/step-mounts.js';
 import { BUSYBOX_PATH, busyboxLayout } from './helpers/images.js';
 import { makeTempDir, requireTool } from './helpers/tools.js';
 
@@ -146,6 +148,61 @@ test('secret required but not given: RUN_SECRET_MISSING at the RUN line, nothing
     assert.is((e as OcistackError).code, 'RUN_SECRET_MISSING');
     assert.equal((e as OcistackError).location, { file: 'Dockerfile', line: 5 });
   }
+  assertNothingLeft();
+});
+
+test('cache: kept across steps (and builds: same cache dir), never in the layer; the target the image lacks neither', async () => {
+  const first = await runStep('echo from-first > /var/cache/app/x && echo l > /l', [{ type: 'cache', target: '/var/cache/app', id: 'c1', readonly: false }]);
+  assert.is(first.exitCode, 0, first.stderr);
+  assert.equal(await layerPaths(first), ['/l']);
+  assert.is(fs.readFileSync(join(cacheMountDir(cacheDir, 'c1'), 'x'), 'utf8'), 'from-first\n', 'below <cacheDir>/cache-mounts');
+  const second = await runStep('cat /other/x; ls -ld /other | cut -c1-10', [{ type: 'cache', target: '/other', id: 'c1', readonly: false }]);
+  assert.is(second.exitCode, 0, second.stderr);
+  assert.is(second.stdout, 'from-first\ndrwxr-xr-x\n');
+  assert.is(second.layer, undefined);
+  // Another id (default: the target) is another cache.
+  const third = await runStep('test -e /other/x && echo seen || echo empty', [{ type: 'cache', target: '/other', readonly: false }]);
+  assert.is(third.stdout, 'empty\n');
+  assertNothingLeft();
+});
+
+test('cache: mode, uid, gid of a new cache dir; USER of that uid can write', async () => {
+  const script = 'stat -c "%a %u %g" /c && touch /c/f';
+  const r = await runStep(script, [{ type: 'cache', target: '/c', id: 'c-owned', mode: 0o700, uid: 1000, gid: 1000, readonly: false }], {
+    process: { args: ['/bin/sh', '-c', script], env: [`PATH=${BUSYBOX_PATH}`], cwd: '/', user: '1000:1000' },
+  });
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, '700 1000 1000\n');
+});
+
+test('cache sharing=locked: the step waits while another holds the cache lock, and runs once it is released', async () => {
+  const lockFile = `${cacheMountDir(cacheDir, 'c-locked')}.lock`;
+  fs.mkdirSync(join(cacheDir, 'cache-mounts'), { recursive: true });
+  const held = await acquireLock(lockFile);
+  let done = false;
+  const p = runStep('echo ran > /c/marker', [{ type: 'cache', target: '/c', id: 'c-locked', sharing: 'locked', readonly: false }]).finally(() => (done = true));
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.not.ok(done, 'the step did not finish while the lock was held');
+  assert.not.ok(fs.existsSync(join(cacheMountDir(cacheDir, 'c-locked'), 'marker')), 'and did not write into the cache');
+  await held.release();
+  const r = await p;
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.ok(fs.existsSync(join(cacheMountDir(cacheDir, 'c-locked'), 'marker')));
+  assert.not.ok(fs.existsSync(lockFile), 'the step released the lock');
+  assertNothingLeft();
+});
+
+test('cache sharing=private while another holds it: an empty dir of its own, the shared one untouched', async () => {
+  await runStep('echo shared > /c/s', [{ type: 'cache', target: '/c', id: 'c-priv', readonly: false }]);
+  const held = await acquireLock(`${cacheMountDir(cacheDir, 'c-priv')}.lock`);
+  try {
+    const r = await runStep('ls /c; echo p > /c/p', [{ type: 'cache', target: '/c', id: 'c-priv', sharing: 'private', readonly: false }]);
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.is(r.stdout, '');
+  } finally {
+    await held.release();
+  }
+  assert.equal(fs.readdirSync(cacheMountDir(cacheDir, 'c-priv')), ['s']);
   assertNothingLeft();
 });
 

@@ -6,18 +6,24 @@
  *
  * Implemented here: `type=tmpfs`, `type=secret` (a file outside the rootfs,
  * in the 0700 step dir, bound read-only at the target; or, with `env=`, a
- * variable of this step's process only). Every other type is refused with
+ * variable of this step's process only), `type=cache` (a directory
+ * `<cacheDir>/cache-mounts/<sha256 of id>` kept across steps and builds,
+ * bound read-write; `sharing=locked` holds a lib/lock.ts lock on it for the
+ * step, `private` uses it when no other step holds it and otherwise a
+ * throw-away dir in the step dir). Every other type is refused with
  * RUN_MOUNT_UNSUPPORTED at the RUN line until it is implemented.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OcistackError } from '../../errors.js';
+import { acquireLock, type HeldLock } from '../../lock.js';
 import type { RunMount, RunRequest } from '../types.js';
 import type { OciMount } from './spec.js';
 import { MOUNT_TARGET_DIRS, MOUNT_TARGET_FILES } from './spec.js';
 
 /** Mount types this executor implements. */
-export const SUPPORTED_MOUNT_TYPES: readonly RunMount['type'][] = ['tmpfs', 'secret'];
+export const SUPPORTED_MOUNT_TYPES: readonly RunMount['type'][] = ['tmpfs', 'secret', 'cache'];
 
 export interface StepMounts {
   /** Appended to the spec's mounts, in Dockerfile order. */
@@ -27,6 +33,62 @@ export interface StepMounts {
   stubFiles: string[];
   /** `K=V` added to the process's env (secret mounts with `env=`). */
   env: string[];
+  /** Cache mount locks held for the step: release them when it ends (releaseStepMounts). */
+  locks: HeldLock[];
+}
+
+/** How long a `sharing=locked` cache mount waits for the step holding it (an abort ends the wait sooner). */
+const LOCKED_WAIT_MS = 60 * 60 * 1000;
+
+/** The directory of cache mount `id` (default: its target, as BuildKit) below the cache dir. */
+export function cacheMountDir(cacheDir: string, id: string): string {
+  return path.join(path.resolve(cacheDir), 'cache-mounts', createHash('sha256').update(id).digest('hex'));
+}
+
+export async function releaseStepMounts(m: StepMounts): Promise<void> {
+  for (const l of m.locks.splice(0)) await l.release().catch(() => undefined);
+}
+
+/** A cache mount's host directory, made with its mode/uid/gid the first time; takes its lock as `sharing` says. */
+async function cacheSource(req: RunRequest, m: RunMount, target: string, stepDir: string, out: StepMounts, n: number): Promise<string> {
+  const dir = cacheMountDir(req.cacheDir, m.id || target);
+  const lockFile = `${dir}.lock`;
+  const sharing = m.sharing ?? 'shared';
+  const what = `the cache mount ${m.id || target}`;
+  if (sharing === 'locked') {
+    out.locks.push(await acquireLock(lockFile, { waitMs: LOCKED_WAIT_MS, signal: req.signal, what }));
+  } else if (sharing === 'private') {
+    try {
+      out.locks.push(await acquireLock(lockFile, { waitMs: 0, signal: req.signal, what }));
+    } catch (e) {
+      if ((e as OcistackError).code !== 'CACHE_LOCKED') throw e;
+      // In use by another step: this one gets an empty dir of its own, discarded with the step dir.
+      const own = path.join(stepDir, 'private-cache', String(n));
+      fs.mkdirSync(own, { recursive: true });
+      initCacheDir(own, m);
+      return own;
+    }
+  }
+  if (!fs.existsSync(dir)) {
+    // Made whole under a temp name, then renamed: a concurrent step never sees it without its owner and mode.
+    fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o700 });
+    const tmp = `${dir}.new-${process.pid}-${n}`;
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.mkdirSync(tmp);
+    initCacheDir(tmp, m);
+    try {
+      fs.renameSync(tmp, dir);
+    } catch (e) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      if (!fs.existsSync(dir)) throw e; // another step made it first: use theirs
+    }
+  }
+  return dir;
+}
+
+function initCacheDir(dir: string, m: RunMount): void {
+  fs.chownSync(dir, m.uid ?? 0, m.gid ?? 0);
+  fs.chmodSync(dir, (m.mode ?? 0o755) & 0o7777);
 }
 
 function mountError(req: RunRequest, message: string, hint: string, code = 'RUN_MOUNT'): OcistackError {
@@ -72,8 +134,19 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * by checkMountTypes). Secret files are written below `secretDir` (created
  * here, inside the step dir, never inside the rootfs).
  */
-export function stepMounts(req: RunRequest, secretDir: string): StepMounts {
-  const out: StepMounts = { oci: [], stubDirs: [], stubFiles: [], env: [] };
+export async function stepMounts(req: RunRequest, stepDir: string): Promise<StepMounts> {
+  const out: StepMounts = { oci: [], stubDirs: [], stubFiles: [], env: [], locks: [] };
+  try {
+    await addMounts(req, stepDir, out);
+  } catch (e) {
+    await releaseStepMounts(out);
+    throw e;
+  }
+  return out;
+}
+
+async function addMounts(req: RunRequest, stepDir: string, out: StepMounts): Promise<void> {
+  const secretDir = path.join(stepDir, 'secrets');
   const seen = new Set<string>();
   let secrets = 0;
   for (const m of req.mounts) {
@@ -110,9 +183,19 @@ export function stepMounts(req: RunRequest, secretDir: string): StepMounts {
         out.oci.push(tmpfsMount(target, m));
         out.stubDirs.push(target);
         break;
+      case 'cache': {
+        if (m.from) {
+          throw new OcistackError('RUN --mount=type=cache,from=... is not supported by the runc executor yet', {
+            code: 'RUN_MOUNT_UNSUPPORTED', location: req.location, hint: 'remove from= (the cache then starts empty)',
+          });
+        }
+        const source = await cacheSource(req, m, target, stepDir, out, out.oci.length);
+        out.oci.push({ destination: target, type: 'bind', source, options: ['rbind', m.readonly ? 'ro' : 'rw', 'nosuid', 'nodev'] });
+        out.stubDirs.push(target);
+        break;
+      }
       default:
         checkMountTypes(req);
     }
   }
-  return out;
 }

@@ -16,7 +16,7 @@ import { mountOverlay, unmountOverlay } from './overlay.js';
 import { deleteContainer, runContainer, type RuncContainer } from './runc-cli.js';
 import { MOUNT_TARGET_DIRS, MOUNT_TARGET_FILES, runtimeSpec } from './spec.js';
 import { makeStubLayer } from './stubs.js';
-import { checkMountTypes, stepMounts } from './step-mounts.js';
+import { checkMountTypes, releaseStepMounts, stepMounts, type StepMounts } from './step-mounts.js';
 import { sweepStaleSteps } from './sweep.js';
 import { readAccountFiles, resolveRunUser } from './user.js';
 
@@ -86,10 +86,11 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
   fs.mkdirSync(stepDir, { mode: 0o700 });
   trackTemp(stepDir);
   let mounted = false;
+  let mounts: StepMounts | undefined;
   let container: RuncContainer | undefined;
   try {
     for (const d of [p.stubs, p.upper, p.work, p.merged, p.bundle]) fs.mkdirSync(d);
-    const mounts = stepMounts(req, path.join(stepDir, 'secrets'));
+    mounts = await stepMounts(req, stepDir);
     // The merged root shows the upper dir's own metadata: give it the image's.
     copyRootMeta(snap.rootfs, p.upper);
     makeStubLayer(snap.rootfs, p.stubs, { dirs: [...MOUNT_TARGET_DIRS, ...mounts.stubDirs], files: [...MOUNT_TARGET_FILES, ...mounts.stubFiles] });
@@ -117,6 +118,7 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
   } finally {
     if (container) await deleteContainer(container);
     if (mounted) await unmountOverlay(p.merged);
+    if (mounts) await releaseStepMounts(mounts);
     await removeTemp(stepDir).catch(() => undefined);
   }
 }
