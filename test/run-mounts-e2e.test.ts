@@ -1,5 +1,7 @@
 /**
- * Build secrets end to end: `ocistack build --secret id=...,src=FILE` and
+ * RUN --mount end to end. Cache mounts: two CLI builds sharing a cache dir,
+ * the second (a different RUN) sees what the first wrote, neither image has
+ * it. Build secrets: `ocistack build --secret id=...,src=FILE` and
  * `--secret id=...,env=VAR` with the runc executor on a busybox base from a
  * TLS registry, then a search for the secret values in everything the build
  * left: every file below the cache dir (the blob store, gzip layers
@@ -108,6 +110,28 @@ RUN --mount=type=secret,id=given,env=G --mount=type=secret,id=absent,required=tr
   assert.match(r.stderr, /secret "absent" is required/);
   assert.match(r.stderr, /--secret id=absent/);
   assert.not.ok(r.stderr.includes(ENV_SECRET) || r.stdout.includes(ENV_SECRET));
+});
+
+test('cache mount across two builds: the second build (another RUN) sees the first one\'s file; no image holds it', async () => {
+  const cacheDir = makeTempDir('cache-e2e-cache');
+  const build = async (runLine: string) => {
+    const dir = makeTempDir('cache-e2e');
+    fs.writeFileSync(join(dir, 'Dockerfile'), `ARG BASE\nFROM \${BASE}\n${runLine}\n`);
+    const out = makeTempDir('cache-e2e-out');
+    const r = await ocistack(['build', dir, '--build-arg', `BASE=${base}`, '--ca-file', reg.caFile, '--cache-dir', cacheDir, '--progress', 'plain', '-o', `type=oci,dest=${out}`]);
+    assert.is(r.code, 0, r.stderr);
+    const layout = JSON.parse(fs.readFileSync(join(out, 'index.json'), 'utf8'));
+    const blob = (d: string) => join(out, 'blobs', ...d.split(':'));
+    const manifest = JSON.parse(fs.readFileSync(blob(layout.manifests[0].digest), 'utf8'));
+    const unpacked = makeTempDir('cache-e2e-unpacked');
+    for (const l of manifest.layers) await runOk('tar', ['-xzf', blob(l.digest), '-C', unpacked]);
+    return unpacked;
+  };
+  const first = await build('RUN --mount=type=cache,target=/root/.cache/pkgs,id=pkgs echo downloaded > /root/.cache/pkgs/dep.tgz');
+  assert.not.ok(fs.existsSync(join(first, 'root/.cache')), 'the cache target is not in the first image');
+  const second = await build('RUN --mount=type=cache,target=/cache,id=pkgs,sharing=locked cp /cache/dep.tgz /got.tgz');
+  assert.is(fs.readFileSync(join(second, 'got.tgz'), 'utf8'), 'downloaded\n');
+  assert.not.ok(fs.existsSync(join(second, 'cache')), 'nor in the second');
 });
 
 test.run();
