@@ -189,4 +189,22 @@ test('a user without a subordinate id range: RUNC_NO_SUBIDS saying how to add on
   assert.equal(r.error!.location, { file: 'Dockerfile', line: 5 });
 });
 
+test('RUN --mount rootless: tmpfs, a secret (file and env=) and a cache dir reach the step in the worker; none reach the layer', async () => {
+  const mounts = [
+    { type: 'tmpfs', target: '/scratch' },
+    { type: 'secret', target: '/run/secrets/tok', id: 'tok', readonly: true },
+    { type: 'secret', target: '', id: 'tok', env: 'TOK' },
+    { type: 'cache', target: '/var/cache/r', id: 'rootless-c', readonly: false },
+  ];
+  const script = 'grep -q " /scratch tmpfs " /proc/mounts && echo t > /scratch/t && cat /run/secrets/tok && echo "$TOK" && echo c >> /var/cache/r/c && cat /var/cache/r/c && echo l > /l';
+  const r = await step(script, { mounts, secrets: { tok: 'rootless-secret' } });
+  assert.ok(r.result, JSON.stringify(r));
+  assert.is(r.result!.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'rootless-secretrootless-secret\nc\n');
+  assert.equal([...(await entries(r.result!.layer)).keys()], ['/l']);
+  const again = await step('cat /var/cache/r/c', { mounts: [mounts[3]] });
+  assert.is(again.stdout, 'c\n', 'the cache kept the first step\'s file');
+  assertNothingLeft();
+});
+
 test.run();

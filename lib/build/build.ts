@@ -258,6 +258,8 @@ async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: 
         sourceDateEpoch: s.epoch,
         signal: s.opts.signal,
         progress: s.progress,
+        secrets: s.opts.secrets,
+        env: s.opts.env,
       });
       // BuildKit's exporter drops an empty RUN layer and marks its history entry empty.
       if (layer) await pushLayer(result, layer, history);

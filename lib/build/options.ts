@@ -1,3 +1,4 @@
+import type { BuildSecret } from './secrets.js';
 import type { Digest, Descriptor } from '../image/types.js';
 import type { Executor } from '../executor/types.js';
 import type { ProgressListener } from '../progress/events.js';
@@ -48,6 +49,12 @@ export interface BuildOptions {
   executor?: Executor;
   /** Permit `RUN --security=insecure` (BuildKit's `security.insecure` entitlement). Default false. */
   allowInsecure?: boolean;
+  /**
+   * Build secrets for `RUN --mount=type=secret,id=ID`: `{ file }` or
+   * `{ env }` (a variable of `env`), by id. Read only by the steps that
+   * mount them; never in a layer, the config, history, progress or errors.
+   */
+  secrets?: Record<string, BuildSecret>;
   onProgress?: ProgressListener;
   /** Environment for SOURCE_DATE_EPOCH and registry credentials (default process.env). */
   env?: NodeJS.ProcessEnv;

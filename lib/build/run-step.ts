@@ -11,6 +11,7 @@
  * /dev/pipes/NAME, handed over as `inlineFiles`), any other heredoc RUN
  * hands the command with the bodies appended to the shell.
  */
+import * as path from 'node:path';
 import { OcistackError } from '../errors.js';
 import type { SourceLocation } from '../errors.js';
 import type { ResolvedInstruction, RunMountSpec } from '../dockerfile/types.js';
@@ -18,6 +19,7 @@ import type { Executor, LayerChain, RunMount, RunRequest } from '../executor/typ
 import type { LayerResult } from '../layer/types.js';
 import type { ProgressListener } from '../progress/events.js';
 import { RunOutput } from './run-output.js';
+import { readBuildSecret, type BuildSecret } from './secrets.js';
 
 export type ResolvedRun = Extract<ResolvedInstruction, { kind: 'run' }>;
 
@@ -36,6 +38,10 @@ export interface RunStepOptions {
   sourceDateEpoch?: number;
   signal?: AbortSignal;
   progress: ProgressListener;
+  /** The build's secrets (BuildOptions.secrets); only those the step mounts are read. */
+  secrets?: Record<string, BuildSecret>;
+  /** For `{ env }` secrets (BuildOptions.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** How many lines of output a RUN_FAILED error shows. */
@@ -75,7 +81,7 @@ export function runRequest(o: RunStepOptions): RunRequest {
   const req: RunRequest = {
     chain: o.chain,
     process: { args: [...o.run.args], env: [...o.run.env], cwd: o.cwd || '/', user: o.user },
-    mounts: (o.run.parsedMounts ?? []).map(toRunMount),
+    mounts: [],
     network: (o.run.network ?? 'default') as RunRequest['network'],
     security,
     location: o.location,
@@ -83,18 +89,47 @@ export function runRequest(o: RunStepOptions): RunRequest {
     cacheDir: o.cacheDir,
     onProgress: o.progress,
   };
+  const secrets: Record<string, Buffer> = {};
+  for (const m of (o.run.parsedMounts ?? []).map(toRunMount)) {
+    if (m.type === 'secret') {
+      const value = secretValue(o, m.id!);
+      if (value === undefined) {
+        if (m.required) {
+          throw new OcistackError(`RUN --mount=type=secret: the secret "${m.id}" is required but was not given`, {
+            code: 'RUN_SECRET_MISSING',
+            location: o.location,
+            hint: `pass it with "ocistack build --secret id=${m.id},src=FILE" (or env=VAR), build({ secrets: { '${m.id}': { file } } })`,
+          });
+        }
+        continue; // as BuildKit: a missing optional secret is simply not mounted
+      }
+      secrets[m.id!] = value;
+    }
+    req.mounts.push(m);
+  }
+  if (Object.keys(secrets).length) req.secrets = secrets;
   if (o.run.inlineFiles?.length) req.inlineFiles = o.run.inlineFiles.map((f) => ({ ...f }));
   if (o.sourceDateEpoch !== undefined) req.sourceDateEpoch = o.sourceDateEpoch;
   if (o.signal) req.signal = o.signal;
   return req;
 }
 
-/** A parsed `--mount` as the executor contract names its fields. */
+function secretValue(o: RunStepOptions, id: string): Buffer | undefined {
+  const s = o.secrets?.[id];
+  return s ? readBuildSecret(id, s, o.env ?? process.env, o.location) : undefined;
+}
+
+/** A parsed `--mount` as the executor contract names its fields (secret id and target defaulted as BuildKit does). */
 function toRunMount(m: RunMountSpec): RunMount {
   const out: RunMount = { type: m.type, target: m.target ?? '', readonly: m.readOnly };
-  if (m.source !== undefined) out.source = m.source;
+  if (m.type === 'secret') {
+    out.id = m.id || m.source || path.posix.basename(m.target ?? '');
+    // With env= the secret is a variable only, unless a target is given too.
+    if (!out.target && m.env === undefined) out.target = `/run/secrets/${out.id}`;
+    out.readonly = true;
+  } else if (m.source !== undefined) out.source = m.source;
   if (m.from !== undefined) out.from = m.from;
-  if (m.id !== undefined) out.id = m.id;
+  if (m.id !== undefined && m.type !== 'secret') out.id = m.id;
   if (m.sharing !== undefined) out.sharing = m.sharing;
   if (m.mode !== undefined) out.mode = m.mode;
   if (m.uid !== undefined) out.uid = m.uid;

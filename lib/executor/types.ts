@@ -73,6 +73,12 @@ export interface RunRequest {
    * Optional field added by the engine (issue 9).
    */
   inlineFiles?: { path: string; content: string; mode: number }[];
+  /**
+   * Values of the secrets this step's `type=secret` mounts name, by id
+   * (the engine reads only those; a missing optional one has no mount).
+   * An executor must keep them out of the layer, logs and errors.
+   */
+  secrets?: Record<string, Buffer>;
   /** The RUN instruction, for errors. */
   location: SourceLocation;
   /** Progress id of the step (`#3`), for output and warning events. */

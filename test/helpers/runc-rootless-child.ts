@@ -2,7 +2,7 @@
  * Runs one RUN step through the runc executor in this (non-root) process
  * and prints one JSON line: the result, the output, or the error. argv[2]
  * is JSON: storeRoot, layers, diffIds, cacheDir, args, user, network,
- * abortOnOutput.
+ * abortOnOutput, mounts, secrets (id -> utf-8 value; test values only).
  */
 import { BlobStore } from '../../lib/image/store.js';
 import { createRuncExecutor } from '../../lib/executor/runc/index.js';
@@ -18,7 +18,8 @@ try {
   const result = await createRuncExecutor({ runc: job.runc }).run({
     chain: { store: new BlobStore(job.storeRoot), layers: job.layers, diffIds: job.diffIds },
     process: { args: job.args, env: [`PATH=${BUSYBOX_PATH}`], cwd: '/', user: job.user ?? '' },
-    mounts: [],
+    mounts: job.mounts ?? [],
+    ...(job.secrets ? { secrets: Object.fromEntries(Object.entries(job.secrets as Record<string, string>).map(([k, v]) => [k, Buffer.from(v)])) } : {}),
     network: job.network ?? 'default',
     security: 'sandbox',
     location: { file: 'Dockerfile', line: 5 },

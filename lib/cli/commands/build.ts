@@ -17,6 +17,7 @@ import { writeFileAtomic } from '../write-file.js';
 import { buildMetadata } from '../metadata-file.js';
 import { checkFileDest } from '../../build/output-dest.js';
 import { selectExecutor } from '../../executor/select.js';
+import { parseSecretFlag } from '../../build/secrets.js';
 
 /** `--allow` entitlements, as BuildKit names them. */
 const ENTITLEMENTS = ['security.insecure'];
@@ -36,6 +37,7 @@ const specs: FlagSpec[] = [
   { name: 'cache-dir', type: 'string' },
   { name: 'executor', type: 'string' },
   { name: 'allow', type: 'list' },
+  { name: 'secret', type: 'list' },
   ...registryFlagSpecs,
 ];
 
@@ -65,6 +67,9 @@ Options:
       --executor NAME        what runs RUN steps: runc or none (default: runc when it is on
                              PATH, else none, and a RUN then says how to install runc)
       --allow ENTITLEMENT    allow security.insecure (RUN --security=insecure); repeatable
+      --secret id=ID,src=FILE|env=VAR
+                             a secret for RUN --mount=type=secret,id=ID (repeatable; never
+                             stored in the image, its history or the output)
 ${registryFlagsHelp}
   -h, --help                 show this help
 
@@ -114,6 +119,7 @@ export const command: CliCommand = {
     for (const a of allow) {
       if (!ENTITLEMENTS.includes(a)) throw new UsageError(`--allow "${a}" is not an entitlement ocistack knows`, `--allow takes ${ENTITLEMENTS.join(', ')}`);
     }
+    const secrets = Object.fromEntries(flagList(p, 'secret').map((spec) => parseSecretFlag(spec, io.cwd, io.env)));
     const executor = await selectExecutor(flagString(p, 'executor'), io.env);
     const registry = await registryOptionsFromFlags(p, { targets: tags, io });
 
@@ -134,6 +140,7 @@ export const command: CliCommand = {
       signal: io.signal,
       executor,
       allowInsecure: allow.includes('security.insecure'),
+      secrets,
     });
 
     if (!push && result.pushed.length === 0 && flagList(p, 'output').length === 0) {

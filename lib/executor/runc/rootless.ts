@@ -74,6 +74,8 @@ export async function runRootless(runc: string, req: RunRequest): Promise<RunRes
       chain: { layers: req.chain.layers, diffIds: req.chain.diffIds },
       process: req.process, mounts: req.mounts, network: req.network, security: req.security,
       location: req.location, stepId: req.stepId, cacheDir: req.cacheDir, sourceDateEpoch: req.sourceDateEpoch,
+      // Over the worker's stdin pipe (never argv): JSON has no Buffer.
+      ...(req.secrets ? { secretsB64: Object.fromEntries(Object.entries(req.secrets).map(([k, v]) => [k, v.toString('base64')])) } : {}),
     },
   };
   let stderr = '';

@@ -78,6 +78,8 @@ export interface RunSpecInput {
    * below the step's tmpfs /dev, so they never reach the layer.
    */
   inlineFiles?: { destination: string; source: string }[];
+  /** The step's `RUN --mount`s (step-mounts.ts), mounted last, in Dockerfile order. */
+  extraMounts?: OciMount[];
 }
 
 /** PATH when the image sets none (what Docker and BuildKit use). */
@@ -150,6 +152,7 @@ export function runtimeSpec(input: RunSpecInput): OciSpec {
       bind('/etc/resolv.conf', input.etc.resolvConf),
       bind('/etc/hostname', input.etc.hostname),
       ...(input.inlineFiles ?? []).map((f): OciMount => ({ destination: f.destination, type: 'bind', source: f.source, options: ['rbind', 'ro', 'nosuid', 'nodev'] })),
+      ...(input.extraMounts ?? []).map((m) => ({ ...m, ...(m.options ? { options: [...m.options] } : {}) })),
     ],
     linux: { namespaces },
   };

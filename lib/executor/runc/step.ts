@@ -16,6 +16,7 @@ import { mountOverlay, unmountOverlay } from './overlay.js';
 import { deleteContainer, runContainer, type RuncContainer } from './runc-cli.js';
 import { MOUNT_TARGET_DIRS, MOUNT_TARGET_FILES, runtimeSpec } from './spec.js';
 import { makeStubLayer } from './stubs.js';
+import { checkMountTypes, releaseStepMounts, stepMounts, type StepMounts } from './step-mounts.js';
 import { sweepStaleSteps } from './sweep.js';
 import { readAccountFiles, resolveRunUser } from './user.js';
 
@@ -47,16 +48,6 @@ function writeInlineFiles(dir: string, files: NonNullable<RunRequest['inlineFile
   });
 }
 
-function checkMounts(req: RunRequest): void {
-  if (req.mounts.length) {
-    throw new OcistackError(`RUN --mount=type=${req.mounts[0]!.type} is not supported by the runc executor yet`, {
-      code: 'RUN_MOUNT_UNSUPPORTED',
-      location: req.location,
-      hint: 'remove the --mount option for now',
-    });
-  }
-}
-
 /** This process's capability bounding set (/proc/self/status CapBnd); undefined when unreadable. */
 export function boundingCapabilities(): bigint | undefined {
   try {
@@ -81,7 +72,7 @@ export interface StepMode {
 /** Run one step here; the caller has checked runc exists. */
 export async function runStepHere(runc: string, req: RunRequest, mode: StepMode): Promise<RunResult> {
   throwIfAborted(req.signal);
-  checkMounts(req);
+  checkMountTypes(req);
   const { chain } = req;
   // Steps of ocistack processes that died (kill -9): their container, mount and dir.
   await sweepStaleSteps({ runc, stateDir: runcStateDir(req.cacheDir), stepsDir: runcStepsDir(req.cacheDir) });
@@ -95,17 +86,19 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
   fs.mkdirSync(stepDir, { mode: 0o700 });
   trackTemp(stepDir);
   let mounted = false;
+  let mounts: StepMounts | undefined;
   let container: RuncContainer | undefined;
   try {
     for (const d of [p.stubs, p.upper, p.work, p.merged, p.bundle]) fs.mkdirSync(d);
+    mounts = await stepMounts(req, stepDir);
     // The merged root shows the upper dir's own metadata: give it the image's.
     copyRootMeta(snap.rootfs, p.upper);
-    makeStubLayer(snap.rootfs, p.stubs, { dirs: MOUNT_TARGET_DIRS, files: MOUNT_TARGET_FILES });
+    makeStubLayer(snap.rootfs, p.stubs, { dirs: [...MOUNT_TARGET_DIRS, ...mounts.stubDirs], files: [...MOUNT_TARGET_FILES, ...mounts.stubFiles] });
     await mountOverlay({ lower: [p.stubs, snap.rootfs], upper: p.upper, work: p.work, merged: p.merged, userxattr: mode.rootless });
     mounted = true;
     const etc = writeEtcFiles(p.etc, STEP_HOSTNAME, req.network);
     const inlineFiles = writeInlineFiles(path.join(stepDir, 'inline'), req.inlineFiles ?? []);
-    const spec = runtimeSpec({ ...req.process, user, network: req.network, security: req.security, rootfs: p.merged, hostname: STEP_HOSTNAME, etc, boundingCaps: boundingCapabilities(), rootless: mode.rootless, inlineFiles });
+    const spec = runtimeSpec({ ...req.process, env: [...req.process.env, ...mounts.env], user, network: req.network, security: req.security, rootfs: p.merged, hostname: STEP_HOSTNAME, etc, boundingCaps: boundingCapabilities(), rootless: mode.rootless, inlineFiles, extraMounts: mounts.oci });
     fs.writeFileSync(path.join(p.bundle, 'config.json'), JSON.stringify(spec));
     const state = runcStateDir(req.cacheDir);
     fs.mkdirSync(state, { recursive: true, mode: 0o700 });
@@ -125,6 +118,7 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
   } finally {
     if (container) await deleteContainer(container);
     if (mounted) await unmountOverlay(p.merged);
+    if (mounts) await releaseStepMounts(mounts);
     await removeTemp(stepDir).catch(() => undefined);
   }
 }

@@ -19,7 +19,7 @@ import { runStepHere } from './step.js';
 export interface WorkerJob {
   runc: string;
   storeRoot: string;
-  req: Omit<RunRequest, 'chain' | 'onOutput' | 'onProgress' | 'signal'> & { chain: Omit<RunRequest['chain'], 'store'> };
+  req: Omit<RunRequest, 'chain' | 'onOutput' | 'onProgress' | 'signal' | 'secrets'> & { chain: Omit<RunRequest['chain'], 'store'>; secretsB64?: Record<string, string> };
 }
 
 function send(msg: unknown): void {
@@ -45,8 +45,10 @@ send({ ready: true });
 
 async function run(j: WorkerJob): Promise<void> {
   try {
+    const { secretsB64, ...req } = j.req;
     const result = await runStepHere(j.runc, {
-      ...j.req,
+      ...req,
+      ...(secretsB64 ? { secrets: Object.fromEntries(Object.entries(secretsB64).map(([k, v]) => [k, Buffer.from(v, 'base64')])) } : {}),
       chain: { ...j.req.chain, store: new BlobStore(j.storeRoot) },
       onOutput: (stream, chunk) => send({ out: stream, b64: chunk.toString('base64') }),
       onProgress: (event) => send({ progress: event }),
