@@ -9,58 +9,28 @@ import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
-import { BlobStore } from '../lib/image/store.js';
-import type { Descriptor, Digest, ImageManifest } from '../lib/image/types.js';
 import { indexLayer } from '../lib/layer/index.js';
-import type { RunMount, RunRequest, RunResult } from '../lib/executor/types.js';
+import type { LayerChain, RunMount, RunRequest, RunResult } from '../lib/executor/types.js';
+import { busyboxChain, runScript, type Ran } from './helpers/run-steps.js';
 import { createRuncExecutor, runcStepsDir } from '../lib/executor/runc/index.js';
 import { mountPoints } from '../lib/executor/runc/overlay.js';
 import { OcistackError } from '../lib/errors.js';
 import { acquireLock } from '../lib/lock.js';
 import { cacheMountDir } from '../lib/executor/runc/step-mounts.js';
-import { BUSYBOX_PATH, busyboxLayout } from './helpers/images.js';
+import { BUSYBOX_PATH } from './helpers/images.js';
 import { makeTempDir, requireTool } from './helpers/tools.js';
 
-let chain: { store: BlobStore; layers: Descriptor[]; diffIds: Digest[] };
+let chain: LayerChain;
 let cacheDir: string;
 const executor = createRuncExecutor({ runc: requireTool('runc') });
 
 test.before(async () => {
-  const layout = await busyboxLayout();
-  const src = new BlobStore(layout.dir);
-  const index = JSON.parse(fs.readFileSync(join(layout.dir, 'index.json'), 'utf8'));
-  const manifest = JSON.parse(fs.readFileSync(src.path(index.manifests[0].digest), 'utf8')) as ImageManifest;
-  const config = JSON.parse(fs.readFileSync(src.path(manifest.config.digest), 'utf8'));
-  const store = new BlobStore(makeTempDir('mounts-store'));
-  for (const l of manifest.layers) await store.putBytes(fs.readFileSync(src.path(l.digest)));
-  chain = { store, layers: manifest.layers, diffIds: config.rootfs.diff_ids };
+  chain = await busyboxChain(makeTempDir('mounts-store'));
   cacheDir = makeTempDir('mounts-cache');
 });
 
-interface Ran extends RunResult {
-  stdout: string;
-  stderr: string;
-}
-
-async function runStep(script: string, mounts: RunMount[], extra: Partial<RunRequest> = {}): Promise<Ran> {
-  let stdout = '';
-  let stderr = '';
-  const r = await executor.run({
-    chain,
-    process: { args: ['/bin/sh', '-c', script], env: [`PATH=${BUSYBOX_PATH}`], cwd: '/', user: '' },
-    mounts,
-    network: 'default',
-    security: 'sandbox',
-    location: { file: 'Dockerfile', line: 5 },
-    stepId: '#1',
-    cacheDir,
-    onOutput: (stream, chunk) => {
-      if (stream === 'stdout') stdout += chunk.toString();
-      else stderr += chunk.toString();
-    },
-    ...extra,
-  });
-  return { ...r, stdout, stderr };
+function runStep(script: string, mounts: RunMount[], extra: Partial<RunRequest> = {}): Promise<Ran> {
+  return runScript(executor, { chain, cacheDir }, script, { mounts, location: { file: 'Dockerfile', line: 5 }, ...extra });
 }
 
 async function layerPaths(r: RunResult): Promise<string[]> {

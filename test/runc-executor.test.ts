@@ -8,69 +8,35 @@
 import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
-import { join } from 'node:path';
-import { BlobStore } from '../lib/image/store.js';
-import type { Descriptor, Digest, ImageManifest } from '../lib/image/types.js';
 import { indexLayer, type IndexedEntry } from '../lib/layer/index.js';
-import type { RunRequest, RunResult } from '../lib/executor/types.js';
+import type { LayerChain, RunRequest, RunResult } from '../lib/executor/types.js';
+import { busyboxChain, runScript, type Ran } from './helpers/run-steps.js';
 import { createRuncExecutor, findRunc, runcStateDir, runcStepsDir } from '../lib/executor/runc/index.js';
 import { mountPoints } from '../lib/executor/runc/overlay.js';
 import { registeredTemps } from '../lib/temp-files.js';
 import { OcistackError } from '../lib/errors.js';
-import { APP_USER, BUSYBOX_PATH, busyboxLayout } from './helpers/images.js';
+import { APP_USER, BUSYBOX_PATH } from './helpers/images.js';
 import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-interface Chain {
-  store: BlobStore;
-  layers: Descriptor[];
-  diffIds: Digest[];
-}
-
-let chain: Chain;
+let chain: LayerChain;
 let cacheDir: string;
 const runc = requireTool('runc');
 const executor = createRuncExecutor({ runc });
 
 test.before(async () => {
-  const layout = await busyboxLayout();
-  const src = new BlobStore(layout.dir);
-  const index = JSON.parse(fs.readFileSync(join(layout.dir, 'index.json'), 'utf8'));
-  const manifest = JSON.parse(fs.readFileSync(src.path(index.manifests[0].digest), 'utf8')) as ImageManifest;
-  const config = JSON.parse(fs.readFileSync(src.path(manifest.config.digest), 'utf8'));
   // A store of our own: the change layers are written into it.
-  const store = new BlobStore(makeTempDir('runc-store'));
-  for (const l of manifest.layers) await store.putBytes(fs.readFileSync(src.path(l.digest)));
-  chain = { store, layers: manifest.layers, diffIds: config.rootfs.diff_ids };
+  chain = await busyboxChain(makeTempDir('runc-store'));
   cacheDir = makeTempDir('runc-cache');
 });
 
-interface Ran extends RunResult {
-  stdout: string;
-  stderr: string;
-}
-
-async function runStep(script: string, extra: Partial<RunRequest> & { user?: string } = {}): Promise<Ran> {
-  let stdout = '';
-  let stderr = '';
+function runStep(script: string, extra: Partial<RunRequest> & { user?: string } = {}): Promise<Ran> {
   const { user, ...rest } = extra;
-  const r = await executor.run({
-    chain,
+  return runScript(executor, { chain, cacheDir }, script, {
     process: { args: ['/bin/sh', '-c', script], env: [`PATH=${BUSYBOX_PATH}`], cwd: '/', user: user ?? '' },
-    mounts: [],
-    network: 'default',
-    security: 'sandbox',
-    location: { file: 'Dockerfile', line: 3 },
-    stepId: '#1',
-    cacheDir,
-    onOutput: (stream, chunk) => {
-      if (stream === 'stdout') stdout += chunk.toString();
-      else stderr += chunk.toString();
-    },
     ...rest,
   });
-  return { ...r, stdout, stderr };
 }
 
 async function entries(r: RunResult): Promise<Map<string, IndexedEntry>> {
