@@ -29,6 +29,26 @@
  * layer wrote (the spec: whiteouts apply to lower layers only), as
  * containerd's applier does with its set of unpacked paths.
  *
+ * Diff form (`ctx.diff`): instead of changing a rootfs that holds the
+ * layers below, the layer is written into an empty directory in overlayfs'
+ * own format, to be stacked as a lower dir above the diff dirs of the layers
+ * below (as containerd's overlayfs snapshotter stores layers). Every lookup
+ * (parents, symlinks, hard-link targets, "does the lower have it") goes to
+ * the merged view of this dir over the lowers (layer-view.ts), every write
+ * to this dir only, with the same safety rules as above; the lowers are
+ * never written. A whiteout becomes a 0/0 character device (only when a
+ * lower has the name), an opaque marker the xattr `trusted.overlay.opaque=y`
+ * (`user.overlay.opaque` for a userxattr overlay in a user namespace) on
+ * the directory, and so does a directory made new where a lower has one
+ * (it replaced something in this layer). A directory of a lower that this
+ * layer changes inside is copied up first with the lower's mode, owner,
+ * times and xattrs (as containerd copies parent directories' info), since
+ * overlay shows the top layer's metadata for a merged directory. The layer
+ * cannot bring overlay xattrs of its own (skipped with a warning) nor a 0/0
+ * character device (it would read as a whiteout: skipped with a warning).
+ * Whiteouts, opaque xattrs and the lowers' xattrs are made in one batch at
+ * the end of the layer (one process each, not one per file).
+ *
  * Metadata: owner (lchown) before mode (chown clears setuid/setgid and
  * security.capability), then xattrs, then times. Hard links get none of it
  * (they share the inode with their target). A directory's times are set at
@@ -42,15 +62,36 @@ import type { ReadEntry } from 'tar';
 import { OcistackError } from '../errors.js';
 import type { Digest } from '../image/types.js';
 import { resolveInRootSync } from '../scoped-path.js';
-import { makeDevice, makeFifo, setXattr } from './special-files.js';
+import { isWhiteout, type LayeredView } from './layer-view.js';
+import { makeDevice, makeFifo, makeWhiteouts, readXattrsOf, setXattr } from './special-files.js';
 import type { RootfsWarnings } from './warnings.js';
 
+export interface DiffTarget {
+  /** The merged view of the layers below (their diff dirs, top first). */
+  lowers: LayeredView;
+  /** The opaque marker's xattr: `trusted.overlay.opaque` (root) or `user.overlay.opaque` (userxattr). */
+  opaqueXattr: string;
+}
+
 export interface ApplyContext {
-  /** Absolute path of the rootfs directory. */
+  /** Absolute path of the rootfs directory (diff form: of the layer's own, empty, diff directory). */
   dest: string;
   /** May chown to any id and create device nodes (root, also root in a user namespace). */
   privileged: boolean;
   warnings: RootfsWarnings;
+  /** Write the layer in overlay diff form above these lowers instead of applying it to `dest`'s contents. */
+  diff?: DiffTarget;
+}
+
+/** What the applier sees at a path: in flattened form `dest` itself, in diff form this layer's dir over the lowers. */
+interface Seen {
+  st: fs.Stats;
+  /** Host path of what is seen (in `dest`, or in a lower's dir). */
+  host: string;
+  /** It is in `dest` (always, in flattened form). */
+  own: boolean;
+  /** Diff form, a directory: the lowers' directory of that name is merged into it. */
+  lowers: boolean;
 }
 
 interface Times {
@@ -81,11 +122,30 @@ export class LayerApplier {
   private openFd: number | undefined;
   private readonly uid = process.getuid?.() ?? 0;
   private readonly gid = process.getgid?.() ?? 0;
+  /** Diff form: whiteouts to make at the end (a lookup already treats them as made). */
+  private readonly pendingWhiteouts = new Set<string>();
+  /** Diff form: opaque directories of this layer (their xattr is set at the end). */
+  private readonly opaqueDirs = new Set<string>();
+  /** Diff form: directories copied up from a lower: the lower's host path, for its xattrs. */
+  private readonly copiedUp = new Map<string, string>();
+  /** Xattr names a directory header set (they win over the copied-up lower's). */
+  private readonly headerXattrs = new Map<string, Set<string>>();
 
   constructor(
     private readonly ctx: ApplyContext,
     private readonly layer: Digest,
-  ) {}
+  ) {
+    const diff = ctx.diff;
+    if (diff?.lowers.hasDir('')) {
+      // The merged root shows the top layer's metadata: start from the lowers'.
+      this.copyMeta('', diff.lowers.lookup('')!.st, diff.lowers.lookup('')!.host);
+    }
+  }
+
+  /** Root-relative paths of the directories this layer made opaque (diff form), after {@link finish}. */
+  opaque(): string[] {
+    return [...this.opaqueDirs].sort();
+  }
 
   // --- paths ---------------------------------------------------------------
 
@@ -93,7 +153,8 @@ export class LayerApplier {
     return rel === '' ? this.ctx.dest : path.join(this.ctx.dest, rel);
   }
 
-  private lstat(rel: string): fs.Stats | undefined {
+  /** What `dest` itself has at `rel` (its parents are directories of `dest` or absent, never symlinks). */
+  private own(rel: string): fs.Stats | undefined {
     try {
       return fs.lstatSync(this.abs(rel));
     } catch (e) {
@@ -102,10 +163,35 @@ export class LayerApplier {
     }
   }
 
+  /** What the layer sees at `rel`: `dest`, or in diff form `dest` over the lowers. */
+  private seen(rel: string): Seen | undefined {
+    const diff = this.ctx.diff;
+    if (!diff) {
+      const st = this.own(rel);
+      return st && { st, host: this.abs(rel), own: true, lowers: false };
+    }
+    if (rel === '') return { st: fs.lstatSync(this.ctx.dest), host: this.ctx.dest, own: true, lowers: !this.opaqueDirs.has('') && diff.lowers.hasDir('') };
+    const parent = this.seen(this.parentOf(rel));
+    if (!parent?.st.isDirectory()) return undefined;
+    let mine: fs.Stats | undefined;
+    if (parent.own) {
+      if (this.pendingWhiteouts.has(rel)) return undefined;
+      mine = this.own(rel);
+      if (mine && !mine.isDirectory()) return { st: mine, host: this.abs(rel), own: true, lowers: false };
+    }
+    const low = parent.lowers ? diff.lowers.lookup(rel) : undefined;
+    if (mine) return { st: mine, host: this.abs(rel), own: true, lowers: !this.opaqueDirs.has(rel) && !!low?.st.isDirectory() };
+    return low && { st: low.st, host: low.host, own: false, lowers: low.st.isDirectory() };
+  }
+
+  private lstat(rel: string): fs.Stats | undefined {
+    return this.seen(rel)?.st;
+  }
+
   /** For the scoped resolver: the target of the symlink at `rel` inside the rootfs, else undefined. */
   private readonly linkTarget = (rel: string): string | undefined => {
-    const st = this.lstat(rel);
-    return st?.isSymbolicLink() ? fs.readlinkSync(this.abs(rel)) : undefined;
+    const s = this.seen(rel);
+    return s?.st.isSymbolicLink() ? fs.readlinkSync(s.host) : undefined;
   };
 
   private unsafe(what: string, name: string, why: string): OcistackError {
@@ -142,7 +228,7 @@ export class LayerApplier {
       const st = this.lstat(sub);
       if (!st) {
         this.touch(parts.slice(0, i - 1).join('/'));
-        fs.mkdirSync(this.abs(sub), 0o755);
+        this.makeOwnDir(sub, 0o755);
       } else if (st.isSymbolicLink()) {
         // The resolver returned a path without links; finding one means the tree changed under us.
         throw this.unsafe('entry', name, `has a parent ${sub} that is a symlink after resolution`);
@@ -151,13 +237,55 @@ export class LayerApplier {
           code: 'ROOTFS_BAD_ENTRY',
           hint: 'the layer puts a file inside something that is not a directory; rebuild the image',
         });
-      }
+      } else this.copyUp(sub);
       this.written.add(sub);
     }
   }
 
+  /**
+   * A new, empty directory in `dest` (its parent is there). Diff form: a
+   * new directory where a lower has one must not merge with it (what was
+   * there was replaced in this layer), so it is opaque.
+   */
+  private makeOwnDir(rel: string, mode: number): void {
+    this.pendingWhiteouts.delete(rel);
+    fs.mkdirSync(this.abs(rel), mode);
+    if (this.ctx.diff?.lowers.hasDir(rel)) this.opaqueDirs.add(rel);
+  }
+
+  /** Diff form: put the lowers' directory `rel` (and its parents) into `dest`, with their metadata. */
+  private copyUp(rel: string): void {
+    const s = this.seen(rel);
+    if (!s || s.own || !s.st.isDirectory()) return;
+    this.copyUp(this.parentOf(rel));
+    this.touch(this.parentOf(rel));
+    fs.mkdirSync(this.abs(rel), 0o700);
+    this.copyMeta(rel, s.st, s.host);
+  }
+
+  /** Give `dest`'s directory `rel` a lower directory's owner and mode now, its times and xattrs in finish(). */
+  private copyMeta(rel: string, st: fs.Stats, host: string): void {
+    if (this.ctx.privileged) {
+      try {
+        fs.lchownSync(this.abs(rel), st.uid, st.gid);
+      } catch (e) {
+        if (errno(e) !== 'EPERM' && errno(e) !== 'EINVAL') throw e;
+        this.ctx.warnings.add('ROOTFS_OWNER_SKIPPED', '/' + rel, `cannot set owner ${st.uid}:${st.gid} on /${rel} (${errno(e)}): the id is not mapped`);
+      }
+    }
+    const mode = st.mode & 0o7777;
+    if (!this.ctx.privileged && (mode & 0o700) !== 0o700) {
+      this.restoreModes.set(rel, mode);
+      fs.chmodSync(this.abs(rel), mode | 0o700);
+    } else fs.chmodSync(this.abs(rel), mode);
+    this.touched.set(rel, { atime: st.atimeMs / 1000, mtime: st.mtimeMs / 1000 });
+    this.copiedUp.set(rel, host);
+  }
+
   /** Remember a directory's times before its children change (and, unprivileged, make it writable). */
   private touch(dirRel: string): void {
+    if (this.touched.has(dirRel)) return;
+    this.copyUp(dirRel);
     if (this.touched.has(dirRel)) return;
     const st = this.lstat(dirRel);
     if (!st?.isDirectory()) return;
@@ -173,15 +301,35 @@ export class LayerApplier {
     return i < 0 ? '' : rel.slice(0, i);
   }
 
-  /** Remove whatever is at `rel` (a directory with everything in it), never following a link. */
-  private remove(rel: string): void {
-    const st = this.lstat(rel);
+  /** Remove whatever `dest` has at `rel` (a directory with everything in it), never following a link. */
+  private removeOwn(rel: string): void {
+    this.pendingWhiteouts.delete(rel);
+    const st = this.own(rel);
     if (!st) return;
     this.touch(this.parentOf(rel));
     if (st.isDirectory()) {
       if (!this.ctx.privileged) this.makeTreeWritable(rel);
       fs.rmSync(this.abs(rel), { recursive: true, force: true });
+      this.forgetBelow(rel);
     } else fs.unlinkSync(this.abs(rel));
+  }
+
+  /** Diff form: what was recorded for a removed directory of `dest` and everything below it. */
+  private forgetBelow(rel: string): void {
+    if (!this.ctx.diff) return;
+    const below = (p: string): boolean => p === rel || rel === '' || p.startsWith(`${rel}/`);
+    for (const set of [this.pendingWhiteouts, this.opaqueDirs]) for (const p of set) if (below(p)) set.delete(p);
+    for (const map of [this.copiedUp, this.touched, this.restoreModes, this.dirHeaders, this.headerXattrs] as Map<string, unknown>[]) for (const p of map.keys()) if (below(p)) map.delete(p);
+  }
+
+  /** Make `rel` absent from what the layer sees: removed from `dest`, and in diff form hidden from the lowers by a whiteout. */
+  private remove(rel: string): void {
+    if (!this.lstat(rel)) return;
+    this.removeOwn(rel);
+    if (this.ctx.diff && this.lstat(rel)) {
+      this.touch(this.parentOf(rel));
+      this.pendingWhiteouts.add(rel);
+    }
   }
 
   /** Unprivileged: a directory without owner write/exec cannot be emptied; open them up before removing. */
@@ -214,6 +362,10 @@ export class LayerApplier {
 
   private xattrs(rel: string, xattrs: Record<string, string> | undefined): void {
     for (const [name, value] of Object.entries(xattrs ?? {})) {
+      if (this.ctx.diff && isOverlayXattr(name)) {
+        this.ctx.warnings.add('ROOTFS_XATTR_SKIPPED', '/' + rel, `extended attribute ${name} of /${rel} not set: overlayfs would act on it`);
+        continue;
+      }
       const r = setXattr(this.abs(rel), name, value);
       if (!r.ok) {
         const why = r.missing ? 'setfattr is not installed (Debian: apt-get install attr)' : r.reason;
@@ -241,7 +393,7 @@ export class LayerApplier {
   apply(entry: ReadEntry, xattrs: Record<string, string> | undefined, fail: (e: unknown) => void): void {
     const parts = this.clean(entry.path, 'entry');
     const base = parts[parts.length - 1] ?? '';
-    if (base === '.wh..wh..opq') return this.opaque(parts.slice(0, -1));
+    if (base === '.wh..wh..opq') return this.markOpaque(parts.slice(0, -1));
     if (base.startsWith('.wh.')) {
       // `.wh..wh.*` other than opq is aufs bookkeeping (hard-link dirs, plinks): never part of the image.
       if (base.startsWith('.wh..wh.')) return;
@@ -275,9 +427,10 @@ export class LayerApplier {
     }
   }
 
-  /** Make room for a new non-directory entry at `rel`. */
+  /** Make room for a new entry at `rel` (in diff form the new entry itself hides the lowers'). */
   private replace(rel: string): void {
-    this.remove(rel);
+    if (this.ctx.diff) this.removeOwn(rel);
+    else this.remove(rel);
     this.touch(this.parentOf(rel));
     this.written.add(rel);
   }
@@ -286,9 +439,10 @@ export class LayerApplier {
     const st = this.lstat(rel);
     if (!st?.isDirectory()) {
       this.replace(rel);
-      fs.mkdirSync(this.abs(rel), 0o700);
-    }
+      this.makeOwnDir(rel, 0o700);
+    } else this.copyUp(rel);
     this.written.add(rel);
+    if (this.ctx.diff) this.headerXattrs.set(rel, new Set(Object.keys(xattrs ?? {})));
     this.chown(rel, entry);
     const mode = this.mode(entry);
     if (!this.ctx.privileged && (mode & 0o700) !== 0o700) {
@@ -343,7 +497,8 @@ export class LayerApplier {
     const targetParts = this.clean(linkname, 'hard link target');
     if (targetParts.length === 0) throw this.unsafe('hard link', entry.path, 'points at the root directory');
     const target = this.resolve(targetParts, false);
-    const st = this.lstat(target);
+    const seen = this.seen(target);
+    const st = seen?.st;
     if (!st || st.isDirectory()) {
       throw new OcistackError(`layer ${this.layer}: hard link "${entry.path}" points at "${linkname}", which ${st ? 'is a directory' : 'does not exist'}`, {
         code: 'ROOTFS_BAD_LINK',
@@ -352,7 +507,8 @@ export class LayerApplier {
     }
     if (target === rel) return;
     this.replace(rel);
-    fs.linkSync(this.abs(target), this.abs(rel));
+    // Diff form: the target may be a lower's file; the link shares its inode, as in a flattened rootfs.
+    fs.linkSync(seen!.host, this.abs(rel));
   }
 
   private device(rel: string, entry: ReadEntry, xattrs: Record<string, string> | undefined): void {
@@ -360,8 +516,12 @@ export class LayerApplier {
       this.ctx.warnings.add('ROOTFS_DEVICE_SKIPPED', '/' + rel, `not running as root: device node /${rel} skipped (the runtime provides /dev)`);
       return;
     }
-    this.replace(rel);
     const h = entry.header as unknown as { devmaj?: number; devmin?: number };
+    if (this.ctx.diff && entry.type === 'CharacterDevice' && !h.devmaj && !h.devmin) {
+      this.ctx.warnings.add('ROOTFS_DEVICE_SKIPPED', '/' + rel, `device node /${rel} (character 0/0) skipped: in overlay form it would be a whiteout`);
+      return;
+    }
+    this.replace(rel);
     const r = makeDevice(this.abs(rel), entry.type === 'BlockDevice' ? 'b' : 'c', h.devmaj ?? 0, h.devmin ?? 0);
     if (!r.ok) {
       this.written.delete(rel);
@@ -398,18 +558,24 @@ export class LayerApplier {
     this.remove(rel);
   }
 
-  private opaque(dirParts: string[]): void {
+  private markOpaque(dirParts: string[]): void {
     const dir = this.resolve(dirParts, true);
     if (!this.lstat(dir)?.isDirectory()) return;
+    if (this.ctx.diff) {
+      // The xattr hides the lowers' entries; what this layer put in `dest` without writing it (copied-up dirs) goes below.
+      this.touch(dir);
+      this.opaqueDirs.add(dir);
+      for (const p of this.pendingWhiteouts) if (dir === '' || p.startsWith(`${dir}/`)) this.pendingWhiteouts.delete(p);
+    }
     this.hideLower(dir);
   }
 
-  /** Remove everything below `dir` this layer did not write. */
+  /** Remove everything below `dir` this layer did not write (diff form: from `dest`; the opaque xattr hides the rest). */
   private hideLower(dir: string): void {
     for (const name of fs.readdirSync(this.abs(dir))) {
       const rel = dir ? `${dir}/${name}` : name;
-      if (!this.written.has(rel)) this.remove(rel);
-      else if (this.lstat(rel)?.isDirectory()) this.hideLower(rel);
+      if (!this.written.has(rel)) (this.ctx.diff ? this.removeOwn(rel) : this.remove(rel));
+      else if (this.own(rel)?.isDirectory()) this.hideLower(rel);
     }
   }
 
@@ -420,10 +586,12 @@ export class LayerApplier {
       this.openFd = undefined;
     }
     if (!ok) return;
+    if (this.ctx.diff) this.finishDiff(this.ctx.diff);
     for (const [rel, mode] of this.restoreModes) {
-      if (this.lstat(rel)?.isDirectory()) fs.chmodSync(this.abs(rel), mode);
+      if (this.own(rel)?.isDirectory()) fs.chmodSync(this.abs(rel), mode);
     }
     const times = new Map([...this.touched, ...this.dirHeaders]);
+    // (Diff form: whiteouts made above changed their parents' times; those are set here, after them.)
     for (const [rel, t] of times) {
       try {
         this.setTimes(rel, t);
@@ -432,4 +600,34 @@ export class LayerApplier {
       }
     }
   }
+
+  /** Diff form, after the last entry: whiteouts, opaque xattrs, the copied-up lowers' xattrs, each in one batch. */
+  private finishDiff(diff: DiffTarget): void {
+    const fail = (what: string, reason: string | undefined): OcistackError =>
+      new OcistackError(`layer ${this.layer}: could not make ${what} in the snapshot: ${reason ?? 'unknown error'}`, {
+        code: 'ROOTFS_DIFF',
+        hint: 'overlay snapshots need mknod of 0/0 whiteouts and the overlay xattrs (Linux 5.8+; attr installed); remove the cache dir\'s snapshots/ and retry',
+      });
+    const whiteouts = [...this.pendingWhiteouts].sort().map((rel) => this.abs(rel));
+    const w = makeWhiteouts(whiteouts);
+    if (!w.ok) throw fail('whiteouts', w.reason);
+    for (const rel of this.opaqueDirs) {
+      const r = setXattr(this.abs(rel), diff.opaqueXattr, 'y');
+      if (!r.ok) throw fail(`the opaque directory /${rel}`, r.missing ? 'setfattr is not installed (Debian: apt-get install attr)' : r.reason);
+    }
+    const from = [...this.copiedUp].filter(([rel]) => this.own(rel)?.isDirectory());
+    if (from.length === 0) return;
+    const attrs = readXattrsOf(from.map(([, host]) => host));
+    if (!attrs) return; // no getfattr: the lowers' directory xattrs (rare) are not copied; setXattr warns about the missing tool elsewhere
+    for (const [rel, host] of from) {
+      const set = this.headerXattrs.get(rel);
+      const kept = Object.entries(attrs.get(host) ?? {}).filter(([name]) => !isOverlayXattr(name) && name !== 'security.selinux' && !set?.has(name));
+      if (kept.length) this.xattrs(rel, Object.fromEntries(kept));
+    }
+  }
+}
+
+/** Overlayfs' own xattrs (`trusted.overlay.*`, `user.overlay.*`): what a lower dir carries of them changes what overlay shows. */
+export function isOverlayXattr(name: string): boolean {
+  return name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.');
 }

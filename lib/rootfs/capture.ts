@@ -66,6 +66,22 @@ function decodeValue(v: string): string {
   return v.replace(/^"|"$/g, '');
 }
 
+/** `getfattr -d -e hex --absolute-names` output -> xattrs by absolute path (values as latin1 byte strings). */
+export function parseGetfattr(text: string): Map<string, Record<string, string>> {
+  const map = new Map<string, Record<string, string>>();
+  let current: Record<string, string> | undefined;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('# file: ')) {
+      current = {};
+      map.set(path.resolve(unescapeName(line.slice(8))), current);
+    } else if (current && line.includes('=')) {
+      const eq = line.indexOf('=');
+      current[unescapeName(line.slice(0, eq))] = decodeValue(line.slice(eq + 1));
+    }
+  }
+  return map;
+}
+
 /** All xattrs below `dir` by absolute path, from one `getfattr -R` run; undefined without getfattr. */
 export function readXattrsTree(dir: string, getfattr = 'getfattr'): Promise<Map<string, Record<string, string>> | undefined> {
   return new Promise((resolve) => {
@@ -73,20 +89,7 @@ export function readXattrsTree(dir: string, getfattr = 'getfattr'): Promise<Map<
     const out: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.on('error', () => resolve(undefined));
-    child.on('close', () => {
-      const map = new Map<string, Record<string, string>>();
-      let current: Record<string, string> | undefined;
-      for (const line of Buffer.concat(out).toString('utf8').split('\n')) {
-        if (line.startsWith('# file: ')) {
-          current = {};
-          map.set(path.resolve(unescapeName(line.slice(8))), current);
-        } else if (current && line.includes('=')) {
-          const eq = line.indexOf('=');
-          current[unescapeName(line.slice(0, eq))] = decodeValue(line.slice(eq + 1));
-        }
-      }
-      resolve(map);
-    });
+    child.on('close', () => resolve(parseGetfattr(Buffer.concat(out).toString('utf8'))));
   });
 }
 

@@ -5,6 +5,7 @@
  * rootfs by the caller and name a fresh entry, never a symlink to follow.
  */
 import { spawnSync } from 'node:child_process';
+import { parseGetfattr } from './capture.js';
 
 export interface ToolResult {
   ok: boolean;
@@ -43,4 +44,46 @@ export function setXattr(abs: string, name: string, value: string): ToolResult {
   if (value.length > 0) args.push('-v', '0x' + Buffer.from(value, 'latin1').toString('hex'));
   args.push('--', abs);
   return runTool('setfattr', args);
+}
+
+/** Split `paths` into argument lists of at most ~64 KiB (far below ARG_MAX). */
+function chunks(paths: readonly string[]): string[][] {
+  const out: string[][] = [];
+  let cur: string[] = [];
+  let len = 0;
+  for (const p of paths) {
+    if (cur.length && len + p.length > 65536) {
+      out.push(cur);
+      cur = [];
+      len = 0;
+    }
+    cur.push(p);
+    len += p.length + 1;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
+
+/**
+ * Overlay whiteouts (0/0 character devices, mode 0, as overlayfs makes
+ * them) at fresh paths: one shell per 64 KiB of names, not a process per
+ * whiteout. Linux lets any user make a whiteout (5.8+).
+ */
+export function makeWhiteouts(paths: readonly string[]): ToolResult {
+  for (const list of chunks(paths)) {
+    const r = runTool('sh', ['-c', 'for p in "$@"; do mknod -m 0 "$p" c 0 0 || exit 1; done', 'sh', ...list]);
+    if (!r.ok) return r;
+  }
+  return { ok: true };
+}
+
+/** The xattrs of `paths` (final symlinks not followed) by absolute path, one getfattr per 64 KiB of names; undefined without getfattr. */
+export function readXattrsOf(paths: readonly string[]): Map<string, Record<string, string>> | undefined {
+  const all = new Map<string, Record<string, string>>();
+  for (const list of chunks(paths)) {
+    const r = spawnSync('getfattr', ['-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', '--', ...list], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 << 20 });
+    if (r.error) return undefined;
+    for (const [k, v] of parseGetfattr(r.stdout ?? '')) all.set(k, v);
+  }
+  return all;
 }

@@ -7,14 +7,23 @@
  * renamed lower directory or a chmod'ed lower file would leave only a
  * reference to the lower dir in the upper dir instead of the data, and the
  * upper dir would no longer be a complete change.
+ *
+ * The lower dirs are the stub dir (absolute) and the chain's layer
+ * snapshots, given relative to `cwd` (the layer snapshots' root) and
+ * mounted with that cwd: the kernel resolves them at mount time, and short
+ * names let more layers fit into the one page (4096 bytes, with its NUL)
+ * the legacy mount(2) call takes for options. {@link overlayLowerBudget}
+ * says how many characters are left for them.
  */
 import { readFileSync } from 'node:fs';
 import { OcistackError } from '../../errors.js';
 import { runTool } from './tool.js';
 
 export interface OverlayDirs {
-  /** Lower dirs, top first. */
+  /** Lower dirs, top first (absolute, or relative to `cwd`). */
   lower: string[];
+  /** The directory relative lower dirs are resolved from. */
+  cwd?: string;
   upper: string;
   work: string;
   merged: string;
@@ -39,8 +48,23 @@ export function overlayOptions(d: OverlayDirs): string {
   return `lowerdir=${d.lower.join(':')},upperdir=${d.upper},workdir=${d.work},metacopy=off,redirect_dir=${redirect}`;
 }
 
+/** mount(2) copies one page of options, the terminating NUL included. */
+export const OVERLAY_OPTIONS_MAX = 4095;
+
+/** Characters left in the options for more lower dirs after `d.lower` (the ':' before each included). */
+export function overlayLowerBudget(d: OverlayDirs): number {
+  return OVERLAY_OPTIONS_MAX - overlayOptions(d).length - 1;
+}
+
 export async function mountOverlay(d: OverlayDirs): Promise<void> {
-  const r = await runTool('mount', ['-t', 'overlay', 'overlay', '-o', overlayOptions(d), d.merged]);
+  const options = overlayOptions(d);
+  if (options.length > OVERLAY_OPTIONS_MAX) {
+    throw new OcistackError(`the overlay mount options of the RUN step are ${options.length} characters, more than the ${OVERLAY_OPTIONS_MAX} the kernel takes`, {
+      code: 'RUN_OVERLAY',
+      hint: 'use a cache directory (--cache-dir / OCISTACK_CACHE_DIR) with a shorter path',
+    });
+  }
+  const r = await runTool('mount', ['-t', 'overlay', 'overlay', '-o', options, d.merged], { cwd: d.cwd });
   if (r.code !== 0) {
     throw new OcistackError(`could not mount the overlay file system for the RUN step: ${r.stderr.trim() || `mount exited with ${r.code}`}`, {
       code: 'RUN_OVERLAY',

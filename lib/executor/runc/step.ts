@@ -8,11 +8,11 @@ import * as path from 'node:path';
 import { abortError, throwIfAborted } from '../../abort.js';
 import { OcistackError } from '../../errors.js';
 import { writeLayer } from '../../layer/write.js';
-import { captureOverlayUpper, ensureSnapshot } from '../../rootfs/index.js';
+import { captureOverlayUpper, ensureRootfsLowers } from '../../rootfs/index.js';
 import { removeTemp, tempName, trackTemp } from '../../temp-files.js';
 import type { RunRequest, RunResult } from '../types.js';
 import { writeEtcFiles } from './etc-files.js';
-import { mountOverlay, unmountOverlay } from './overlay.js';
+import { mountOverlay, overlayLowerBudget, unmountOverlay } from './overlay.js';
 import { deleteContainer, runContainer, type RuncContainer } from './runc-cli.js';
 import { MOUNT_TARGET_DIRS, MOUNT_TARGET_FILES, runtimeSpec } from './spec.js';
 import { makeStubLayer } from './stubs.js';
@@ -58,8 +58,7 @@ export function boundingCapabilities(): bigint | undefined {
   }
 }
 
-function copyRootMeta(from: string, to: string): void {
-  const st = fs.statSync(from);
+function copyRootMeta(st: fs.Stats, to: string): void {
   fs.chmodSync(to, st.mode & 0o7777);
   fs.chownSync(to, st.uid, st.gid);
 }
@@ -76,12 +75,15 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
   const { chain } = req;
   // Steps of ocistack processes that died (kill -9): their container, mount and dir.
   await sweepStaleSteps({ runc, stateDir: runcStateDir(req.cacheDir), stepsDir: runcStepsDir(req.cacheDir) });
-  const snap = await ensureSnapshot({ store: chain.store, layers: chain.layers, diffIds: chain.diffIds, cacheDir: req.cacheDir, signal: req.signal, onProgress: req.onProgress });
-  const user = resolveRunUser(req.process.user, readAccountFiles(snap.rootfs), req.location);
-
   const stepDir = path.join(runcStepsDir(req.cacheDir), tempName('step'));
   const dirs = { stubs: 'stubs', upper: 'upper', work: 'work', merged: 'merged', etc: 'etc', bundle: 'bundle' };
   const p = Object.fromEntries(Object.entries(dirs).map(([k, v]) => [k, path.join(stepDir, v)])) as typeof dirs;
+  // The chain as layer snapshots (only layers not seen before are extracted), or flattened when too deep for one mount.
+  const maxLowerChars = overlayLowerBudget({ lower: [p.stubs], upper: p.upper, work: p.work, merged: p.merged, userxattr: mode.rootless });
+  const snap = await ensureRootfsLowers({ store: chain.store, layers: chain.layers, diffIds: chain.diffIds, cacheDir: req.cacheDir, signal: req.signal, onProgress: req.onProgress, maxLowerChars });
+  // Reads before the mount go through the merged view of the snapshots (layer-view.ts), not a mount.
+  const user = resolveRunUser(req.process.user, readAccountFiles(snap.view), req.location);
+
   fs.mkdirSync(runcStepsDir(req.cacheDir), { recursive: true });
   fs.mkdirSync(stepDir, { mode: 0o700 });
   trackTemp(stepDir);
@@ -92,9 +94,9 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
     for (const d of [p.stubs, p.upper, p.work, p.merged, p.bundle]) fs.mkdirSync(d);
     mounts = await stepMounts(req, stepDir);
     // The merged root shows the upper dir's own metadata: give it the image's.
-    copyRootMeta(snap.rootfs, p.upper);
-    makeStubLayer(snap.rootfs, p.stubs, { dirs: [...MOUNT_TARGET_DIRS, ...mounts.stubDirs], files: [...MOUNT_TARGET_FILES, ...mounts.stubFiles] });
-    await mountOverlay({ lower: [p.stubs, snap.rootfs], upper: p.upper, work: p.work, merged: p.merged, userxattr: mode.rootless });
+    copyRootMeta(snap.view.lookup('')!.st, p.upper);
+    makeStubLayer(snap.view, p.stubs, { dirs: [...MOUNT_TARGET_DIRS, ...mounts.stubDirs], files: [...MOUNT_TARGET_FILES, ...mounts.stubFiles] });
+    await mountOverlay({ lower: [p.stubs, ...snap.lowers], cwd: snap.cwd, upper: p.upper, work: p.work, merged: p.merged, userxattr: mode.rootless });
     mounted = true;
     const etc = writeEtcFiles(p.etc, STEP_HOSTNAME, req.network);
     const inlineFiles = writeInlineFiles(path.join(stepDir, 'inline'), req.inlineFiles ?? []);

@@ -12,9 +12,16 @@
  * a merged directory. A target that is a symlink in the image (Debian's
  * /etc/resolv.conf -> ../run/...) is shadowed by a plain stub, so runc
  * never follows an image symlink for our bind mounts.
+ *
+ * The rootfs is read through a view (lib/rootfs/layer-view.ts): the merged
+ * layer snapshots the overlay will show, looked up without mounting
+ * (cheaper than a read-only overlay mount just for these few lstats; and
+ * a symlinked parent is never followed on the host).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { RootfsView } from '../../rootfs/layer-view.js';
+import { dirView } from './user.js';
 
 export interface StubTargets {
   dirs: readonly string[];
@@ -31,19 +38,21 @@ function copyMeta(from: fs.Stats, to: string): void {
  * Fill `stubs` (an empty dir) with what `rootfs` lacks of `targets`.
  * Returns the image paths created (targets and parents), for the record.
  */
-export function makeStubLayer(rootfs: string, stubs: string, targets: StubTargets): string[] {
+export function makeStubLayer(rootfs: string | RootfsView, stubs: string, targets: StubTargets): string[] {
+  const view = typeof rootfs === 'string' ? dirView(rootfs) : rootfs;
+  const lstat = (imagePath: string): fs.Stats | undefined => view.lookup(path.posix.normalize(imagePath).replace(/^\/+/, '').replace(/\/+$/, ''))?.st;
   const made: string[] = [];
   const parents = new Map<string, fs.Stats | undefined>();
   const ensureParent = (imageDir: string): void => {
     if (imageDir === '/' || parents.has(imageDir)) return;
     ensureParent(path.posix.dirname(imageDir));
-    const st = fs.lstatSync(path.join(rootfs, imageDir), { throwIfNoEntry: false });
+    const st = lstat(imageDir);
     parents.set(imageDir, st?.isDirectory() ? st : undefined);
     fs.mkdirSync(path.join(stubs, imageDir), { mode: 0o755 });
     if (!st?.isDirectory()) made.push(imageDir);
   };
   const need = (p: string, isDir: boolean): boolean => {
-    const st = fs.lstatSync(path.join(rootfs, p), { throwIfNoEntry: false });
+    const st = lstat(p);
     return isDir ? !st?.isDirectory() : !st?.isFile();
   };
   for (const d of targets.dirs) {

@@ -7,9 +7,9 @@ export interface ToolResult {
   stderr: string;
 }
 
-export function runTool(cmd: string, args: string[]): Promise<ToolResult> {
+export function runTool(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd ? { cwd: opts.cwd } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

@@ -10,8 +10,8 @@
  * supplementary groups), so it is not reused here.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { OcistackError, type SourceLocation } from '../../errors.js';
+import { LayeredView, type RootfsView } from '../../rootfs/layer-view.js';
 import { resolveInRootSync } from '../../scoped-path.js';
 
 export interface RunUser {
@@ -88,31 +88,35 @@ export function resolveRunUser(spec: string, files: AccountFiles, location: Sour
   return { uid, gid, additionalGids: [...new Set(extra)] };
 }
 
+/** A rootfs directory as a view (one layer; a 0/0 character device there is a device, not a whiteout). */
+export function dirView(rootfs: string): RootfsView {
+  return new LayeredView([{ dir: rootfs, opaque: new Set(), whiteouts: false }]);
+}
+
 /**
- * Read a file of a rootfs directory by its image path, resolving symlinks
- * inside the rootfs (an absolute link restarts at the rootfs, `..` stops at
- * it), so an image's `/etc/passwd -> /host/file` never reads the host.
- * Undefined when missing or not a regular file.
+ * Read a file of a rootfs by its image path, resolving symlinks inside the
+ * rootfs (an absolute link restarts at the rootfs, `..` stops at it), so an
+ * image's `/etc/passwd -> /host/file` never reads the host. The rootfs is a
+ * directory or the merged view of a RUN step's layer snapshots (read where
+ * each file is, honouring whiteouts and opaque dirs, before anything is
+ * mounted). Undefined when missing or not a regular file.
  */
-export function readRootfsFile(rootfs: string, imagePath: string): string | undefined {
+export function readRootfsFile(rootfs: string | RootfsView, imagePath: string): string | undefined {
+  const view = typeof rootfs === 'string' ? dirView(rootfs) : rootfs;
   const link = (rel: string): string | undefined => {
-    try {
-      return fs.readlinkSync(path.join(rootfs, rel));
-    } catch {
-      return undefined;
-    }
+    const e = view.lookup(rel);
+    return e?.st.isSymbolicLink() ? fs.readlinkSync(e.host) : undefined;
   };
   try {
-    const rel = resolveInRootSync(imagePath, true, link);
-    const p = path.join(rootfs, rel);
-    if (!fs.lstatSync(p).isFile()) return undefined;
-    return fs.readFileSync(p, 'utf8');
+    const e = view.lookup(resolveInRootSync(imagePath, true, link));
+    if (!e?.st.isFile()) return undefined;
+    return fs.readFileSync(e.host, 'utf8');
   } catch {
     return undefined;
   }
 }
 
-/** The accounts of a rootfs directory. */
-export function readAccountFiles(rootfs: string): AccountFiles {
+/** The accounts of a rootfs. */
+export function readAccountFiles(rootfs: string | RootfsView): AccountFiles {
   return { passwd: readRootfsFile(rootfs, '/etc/passwd'), group: readRootfsFile(rootfs, '/etc/group') };
 }
