@@ -263,6 +263,33 @@ export class LayerApplier {
     this.copyMeta(rel, s.st, s.host);
   }
 
+  /** Diff form: a lower's file or symlink `rel` copied into `dest` with its metadata (not as written by this layer). */
+  private copyUpFile(rel: string, s: Seen): void {
+    const parent = this.parentOf(rel);
+    this.copyUp(parent);
+    this.touch(parent);
+    const to = this.abs(rel);
+    if (s.st.isSymbolicLink()) fs.symlinkSync(fs.readlinkSync(s.host), to);
+    else if (s.st.isFile()) fs.copyFileSync(s.host, to, fs.constants.COPYFILE_EXCL);
+    else {
+      // A FIFO or device node: linked across layers (it has no data; its link count is all that differs).
+      fs.linkSync(s.host, to);
+      return;
+    }
+    if (this.ctx.privileged) {
+      try {
+        fs.lchownSync(to, s.st.uid, s.st.gid);
+      } catch (e) {
+        if (errno(e) !== 'EPERM' && errno(e) !== 'EINVAL') throw e;
+      }
+    }
+    if (!s.st.isSymbolicLink()) fs.chmodSync(to, s.st.mode & 0o7777);
+    const attrs = readXattrsOf([s.host])?.get(s.host) ?? {};
+    const kept = Object.entries(attrs).filter(([name]) => !isOverlayXattr(name) && name !== 'security.selinux');
+    if (kept.length) this.xattrs(rel, Object.fromEntries(kept));
+    fs.lutimesSync(to, s.st.atimeMs / 1000, s.st.mtimeMs / 1000);
+  }
+
   /** Give `dest`'s directory `rel` a lower directory's owner and mode now, its times and xattrs in finish(). */
   private copyMeta(rel: string, st: fs.Stats, host: string): void {
     if (this.ctx.privileged) {
@@ -506,9 +533,11 @@ export class LayerApplier {
       });
     }
     if (target === rel) return;
+    // Diff form, a lower's file: copied up first, so the two names share an inode of this layer, as in a
+    // flattened rootfs, and the lower snapshot (shared with other chains) keeps its link count.
+    if (!seen!.own) this.copyUpFile(target, seen!);
     this.replace(rel);
-    // Diff form: the target may be a lower's file; the link shares its inode, as in a flattened rootfs.
-    fs.linkSync(seen!.host, this.abs(rel));
+    fs.linkSync(this.abs(target), this.abs(rel));
   }
 
   private device(rel: string, entry: ReadEntry, xattrs: Record<string, string> | undefined): void {
