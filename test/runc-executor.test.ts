@@ -17,6 +17,10 @@ import { registeredTemps } from '../lib/temp-files.js';
 import { OcistackError } from '../lib/errors.js';
 import { APP_USER, BUSYBOX_PATH } from './helpers/images.js';
 import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
+import { layerSnapshotsRoot, snapshotsRoot } from '../lib/rootfs/index.js';
+import { excludeFromLayerAudit } from './layer-audit-keep.js';
+import { putLayers } from './rootfs-util.js';
+import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -262,6 +266,54 @@ test('kill -9 of ocistack mid-step: the next step removes its container, mount a
   assert.is(r.exitCode, 0);
   assert.equal(await runcList(), [], 'no runc container');
   assertNothingLeft();
+});
+
+/** The layer snapshots below a cache dir: name -> inode of its diff dir. */
+function layerSnapshots(dir: string): Map<string, number> {
+  const root = layerSnapshotsRoot(dir);
+  if (!fs.existsSync(root)) return new Map();
+  return new Map(fs.readdirSync(root).map((n) => [n, fs.statSync(join(root, n, 'fs')).ino]));
+}
+
+function extend(c: LayerChain, r: RunResult): LayerChain {
+  assert.ok(r.layer, 'the step made a layer');
+  return { ...c, layers: [...c.layers, { mediaType: r.layer!.mediaType, digest: r.layer!.digest, size: r.layer!.size }], diffIds: [...c.diffIds, r.layer!.diffId] };
+}
+
+test('consecutive RUNs extend the layer snapshots: each RUN applies only the layer before it (the base blob is gone)', async () => {
+  const c1 = await busyboxChain(makeTempDir('runc-extend-store'));
+  const cd = makeTempDir('runc-extend-cache');
+  const r1 = await runScript(executor, { chain: c1, cacheDir: cd }, 'echo 1 > /f1; rm /bin/ls; rm -rf /home; mkdir /home; echo h > /home/h');
+  assert.is(r1.exitCode, 0, r1.stderr);
+  const after1 = layerSnapshots(cd);
+  assert.is(after1.size, 1, 'the base layer');
+  // Only a reused snapshot can supply the base now.
+  for (const l of c1.layers) fs.rmSync(c1.store.path(l.digest));
+  const c2 = extend(c1, r1);
+  const r2 = await runScript(executor, { chain: c2, cacheDir: cd }, 'cat /f1; ls /bin/ls 2>/dev/null || echo gone; ls -A /home; echo 2 > /f2');
+  assert.is(r2.exitCode, 0, r2.stderr);
+  assert.is(r2.stdout, '1\ngone\nh\n', 'the second RUN sees the first one\'s change: file, whiteout, opaque dir');
+  const after2 = layerSnapshots(cd);
+  assert.is(after2.size, 2, 'one more snapshot: the first RUN\'s layer');
+  for (const [k, ino] of after1) assert.is(after2.get(k), ino, 'the base snapshot was reused, not made again');
+  const r3 = await runScript(executor, { chain: extend(c2, r2), cacheDir: cd }, 'cat /f1 /f2');
+  assert.is(r3.stdout, '1\n2\n');
+  assert.is(layerSnapshots(cd).size, 3);
+  assert.not.ok(fs.readdirSync(snapshotsRoot(cd)).some((n) => /^[0-9a-f]{64}$/.test(n)), 'no flattened snapshot');
+});
+
+test('a chain too deep for one overlay mount runs on a flattened snapshot', async () => {
+  const c = await busyboxChain(makeTempDir('runc-deep-store'));
+  excludeFromLayerAudit(c.store.root);
+  const extra = await putLayers(c.store, Array.from({ length: 60 }, (_, i) => [{ name: `l${i}`, content: `${i}\n` }]));
+  const deep: LayerChain = { ...c, layers: [...c.layers, ...extra.layers], diffIds: [...c.diffIds, ...extra.diffIds] };
+  const cd = makeTempDir('runc-deep-cache');
+  const r = await runScript(executor, { chain: deep, cacheDir: cd }, 'cat /l0 /l59; echo x > /x');
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, '0\n59\n');
+  assert.equal((await indexLayer(c.store, r.layer!.digest)).entries.map((e) => e.path), ['/x']);
+  assert.ok(fs.readdirSync(snapshotsRoot(cd)).some((n) => /^[0-9a-f]{64}$/.test(n)), 'a flattened snapshot');
+  assert.is(layerSnapshots(cd).size, 0, 'no layer snapshots');
 });
 
 test('after all steps: no container in runc state dir', async () => {

@@ -18,6 +18,7 @@ import type { Descriptor, Digest, ImageManifest } from '../lib/image/types.js';
 import { indexLayer, type IndexedEntry } from '../lib/layer/index.js';
 import type { LayerResult } from '../lib/layer/types.js';
 import { runcStepsDir } from '../lib/executor/runc/index.js';
+import { layerSnapshotsRoot } from '../lib/rootfs/index.js';
 import { mountPoints } from '../lib/executor/runc/overlay.js';
 import { APP_USER, busyboxLayout } from './helpers/images.js';
 import { ensureRootlessUser, ROOTLESS_RANGE } from './helpers/rootless-user.js';
@@ -122,9 +123,28 @@ test('the snapshot keeps real owners: /home/app is 1000 inside, subuid start + 1
   const r = await step('stat -c %u:%g /home/app');
   assert.is(r.result?.exitCode, 0, JSON.stringify(r));
   assert.is(r.stdout, '1000:1000\n');
-  const snaps = fs.readdirSync(join(cacheDir, 'snapshots')).filter((n) => n !== 'tmp');
-  const st = fs.statSync(join(cacheDir, 'snapshots', snaps[0]!, 'rootfs', 'home', 'app'));
+  const snaps = fs.readdirSync(layerSnapshotsRoot(cacheDir));
+  assert.equal(snaps.length, 1, 'one layer snapshot: busybox has one layer');
+  assert.match(snaps[0]!, /^[0-9a-f]{64}\.userns-[0-9a-f]{8}$/, 'keyed apart from root\'s snapshots');
+  const st = fs.statSync(join(layerSnapshotsRoot(cacheDir), snaps[0]!, 'fs', 'home', 'app'));
   assert.is(st.uid, ROOTLESS_RANGE.start + APP_USER.uid - 1);
+});
+
+test('consecutive RUNs extend the layer snapshots in the namespace: the second applies only the first one\'s layer', async () => {
+  const r1 = await step('echo 1 > /f1; rm /bin/ls; rm -rf /home && mkdir /home && echo h > /home/h');
+  assert.is(r1.result?.exitCode, 0, JSON.stringify(r1));
+  const layer = r1.result!.layer!;
+  const before = new Map(fs.readdirSync(layerSnapshotsRoot(cacheDir)).map((n) => [n, fs.statSync(join(layerSnapshotsRoot(cacheDir), n)).ino]));
+  const r2 = await step('cat /f1; ls /bin/ls 2>/dev/null || echo gone; ls -A /home', {
+    layers: [...layers, { mediaType: layer.mediaType, digest: layer.digest, size: layer.size }],
+    diffIds: [...diffIds, layer.diffId],
+  });
+  assert.is(r2.result?.exitCode, 0, JSON.stringify(r2));
+  assert.is(r2.stdout, '1\ngone\nh\n', 'file, whiteout and opaque dir of the first RUN (user.overlay.opaque)');
+  const after = fs.readdirSync(layerSnapshotsRoot(cacheDir));
+  assert.is(after.length, before.size + 1, 'one snapshot more: the first RUN\'s layer');
+  for (const [n, ino] of before) assert.is(fs.statSync(join(layerSnapshotsRoot(cacheDir), n)).ino, ino, `${n} reused`);
+  assertNothingLeft();
 });
 
 test('USER app: files owned by 1000 in the layer', async () => {
