@@ -260,6 +260,14 @@ async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: 
         progress: s.progress,
         secrets: s.opts.secrets,
         env: s.opts.env,
+        ssh: s.opts.ssh,
+        mountSources: {
+          context: s.context,
+          stage: async (from) => {
+            const r = await resolveFrom(s, stage, from, d.location);
+            return { chain: { layers: [...r.layers], diffIds: [...r.config.rootfs.diff_ids], store: s.store }, fs: await stageFs(s, r) };
+          },
+        },
       });
       // BuildKit's exporter drops an empty RUN layer and marks its history entry empty.
       if (layer) await pushLayer(result, layer, history);

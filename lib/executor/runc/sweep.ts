@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tempNameIsStale } from '../../temp-files.js';
-import { isMounted, unmountOverlay } from './overlay.js';
+import { mountPoints, unmountOverlay } from './overlay.js';
 import { deleteContainer } from './runc-cli.js';
 
 export interface SweepOptions {
@@ -41,9 +41,10 @@ export async function sweepStaleSteps(opts: SweepOptions): Promise<string[]> {
     const st = fs.lstatSync(dir, { throwIfNoEntry: false });
     if (!st?.isDirectory() || !tempNameIsStale(name, st.mtimeMs)) continue;
     await deleteContainer({ runc: opts.runc, root: opts.stateDir, bundle: path.join(dir, 'bundle'), id: name });
-    const merged = path.join(dir, 'merged');
-    if (isMounted(merged)) await unmountOverlay(merged);
-    if (isMounted(merged)) continue; // still busy: leave it for the next sweep rather than delete under a mount
+    // The root overlay (`merged/`) and any `RUN --mount=type=bind,rw` overlay below `binds/`, deepest first.
+    const below = (): string[] => mountPoints().filter((m) => m === dir || m.startsWith(`${dir}/`)).sort().reverse();
+    for (const m of below()) await unmountOverlay(m);
+    if (below().length) continue; // still busy: leave it for the next sweep rather than delete under a mount
     fs.rmSync(dir, { recursive: true, force: true });
     removed.push(name);
   }
