@@ -2,7 +2,8 @@
  * Leftovers of RUN steps whose ocistack process died without cleaning up
  * (kill -9, a crash): a step dir under `<cacheDir>/runc/steps/`, possibly a
  * runc container of the same name (still running its process), and the
- * overlay mounted on the dir's `merged/`. Step dirs are named by
+ * overlay mounted on the dir's `merged/` (and any `RUN --mount=type=bind,rw`
+ * overlay below its `binds/`). Step dirs are named by
  * lib/temp-files.ts's `tempName('step')` (`step-PID-START-HOST-RAND`) and
  * the container id is that name, so the owner's death is judged by the same
  * rule as every other temp file; live owners and other hosts are left alone.
