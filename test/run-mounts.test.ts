@@ -12,6 +12,8 @@ import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { indexLayer } from '../lib/layer/index.js';
 import type { LayerChain, RunMount, RunRequest, RunResult } from '../lib/executor/types.js';
 import { busyboxChain, runScript, type Ran } from './helpers/run-steps.js';
@@ -325,6 +327,50 @@ test('ssh required but not given, or its socket gone: RUN_SSH_MISSING at the RUN
   }
   const r = await runStep('test -e /run/buildkit/ssh_agent.0 && echo mounted || echo absent', [{ type: 'ssh', target: '/run/buildkit/ssh_agent.0', id: 'default' }]);
   assert.is(r.stdout, 'absent\n');
+  assertNothingLeft();
+});
+
+test('abort mid-step with a rw bind overlay and an ssh proxy: ABORTED, no mount, step dir or proxy socket left', async () => {
+  const agent = await startTestAgent(makeTempDir('mounts-agent-abort'));
+  const proxies = () => fs.readdirSync(process.env.TMPDIR ?? '/tmp').filter((n) => n.startsWith('ssh-'));
+  const before = proxies();
+  const ac = new AbortController();
+  try {
+    await runStep('echo started; sleep 300', [
+      { type: 'bind', target: '/m', source: { kind: 'chain', chain, path: '/etc' }, readonly: false },
+      { type: 'ssh', target: '/run/buildkit/ssh_agent.0', id: 'default', mode: 0o600 },
+    ], { ssh: { default: agent.socket }, signal: ac.signal, onOutput: () => ac.abort('received SIGINT') });
+    assert.unreachable('should have been aborted');
+  } catch (e) {
+    assert.instance(e, OcistackError);
+    assert.is((e as OcistackError).code, 'ABORTED');
+  } finally {
+    await agent.stop();
+  }
+  assert.equal(proxies(), before, 'the proxy socket dir is gone');
+  assertNothingLeft();
+});
+
+test('kill -9 mid-step with a rw bind: the next step unmounts its bind overlay and root overlay and removes its dir', async () => {
+  const child = spawn(process.execPath, [
+    fileURLToPath(new URL('./helpers/runc-step-child.js', import.meta.url)),
+    JSON.stringify({
+      storeRoot: chain.store.root, layers: chain.layers, diffIds: chain.diffIds, cacheDir, script: 'echo go; sleep 300',
+      mounts: [{ type: 'bind', target: '/m', readonly: false, source: { kind: 'chain', path: '/etc', chain: { layers: chain.layers, diffIds: chain.diffIds, storeRoot: chain.store.root } } }],
+    }),
+  ], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (b: Buffer) => b.toString().includes('started') && resolve());
+    child.on('exit', (code) => reject(new Error(`the child exited early (${code})`)));
+  });
+  const exited = new Promise((r) => child.on('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+  const left = mountPoints().filter((m) => m.startsWith(cacheDir));
+  assert.is(left.length, 2, `the root overlay and the bind overlay are still mounted: ${left.join(', ')}`);
+  assert.ok(left.some((m) => m.includes('/binds/')));
+  const r = await runStep('true', []);
+  assert.is(r.exitCode, 0, r.stderr);
   assertNothingLeft();
 });
 
