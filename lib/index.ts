@@ -11,7 +11,7 @@ export { build } from './build/build.js';
 export type { BuildOptions, BuildResult, BuildOutput } from './build/options.js';
 export { noExecutor } from './executor/none.js';
 export { selectExecutor } from './executor/select.js';
-export type { Executor, RunRequest, RunResult, RunMount as ExecutorMount, LayerChain, RunProcess } from './executor/types.js';
+export type { Executor, RunRequest, RunResult, RunMount as ExecutorMount, RunMountSource, ContextMountEntry, LayerChain, RunProcess } from './executor/types.js';
 
 // Dockerfile front end: parse, plan, word expansion
 export { parseDockerfile } from './dockerfile/parser.js';

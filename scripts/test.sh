@@ -92,7 +92,7 @@ fi
 REQUIRED="docker-registry:docker-registry skopeo:skopeo umoci:umoci runc:runc buildah:buildah
 busybox-static:- nginx-light:nginx apache2-utils:htpasswd openssl:openssl uidmap:newuidmap
 bzip2:bzip2 xz-utils:xz libcap2-bin:setcap libcap2-bin:getcap zstd:zstd gzip:gzip tar:tar
-coreutils:sha256sum coreutils:mknod attr:getfattr attr:setfattr"
+coreutils:sha256sum coreutils:mknod attr:getfattr attr:setfattr openssh-client:ssh-agent"
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 missing=()
 for entry in $REQUIRED; do

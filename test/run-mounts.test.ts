@@ -3,12 +3,17 @@
  * against the real runc as root with the busybox chain of
  * test/helpers/images.ts: what the step sees at the mount target, and that
  * nothing of the mount (nor its target, when the image lacks it) reaches
- * the change layer. Types not implemented yet keep RUN_MOUNT_UNSUPPORTED.
+ * the change layer. Bind mounts from the context (listed by the engine's
+ * contextMountSource, .dockerignore applied) and from a chain (a snapshot),
+ * read-only and rw with writes discarded; cache from=/source=; ssh through
+ * a real ssh-agent, answered to the host's own ssh-add run inside.
  */
 import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { indexLayer } from '../lib/layer/index.js';
 import type { LayerChain, RunMount, RunRequest, RunResult } from '../lib/executor/types.js';
 import { busyboxChain, runScript, type Ran } from './helpers/run-steps.js';
@@ -19,6 +24,9 @@ import { acquireLock } from '../lib/lock.js';
 import { cacheMountDir } from '../lib/executor/runc/step-mounts.js';
 import { BUSYBOX_PATH } from './helpers/images.js';
 import { makeTempDir, requireTool } from './helpers/tools.js';
+import { openContext } from '../lib/context/index.js';
+import { contextMountSource } from '../lib/build/run-mount-source.js';
+import { packSshAdd, startTestAgent, type TestAgent } from './helpers/ssh-agent.js';
 
 let chain: LayerChain;
 let cacheDir: string;
@@ -176,14 +184,193 @@ test('cache sharing=private while another holds it: an empty dir of its own, the
   assertNothingLeft();
 });
 
-test('a type not implemented yet (ssh) is still RUN_MOUNT_UNSUPPORTED', async () => {
+/** A context dir: app/{a.txt, run.sh (0755), link -> a.txt, secret.env (ignored)}, tools/ (ssh-add packed). */
+let ctxDir: string;
+let sshAdd: string;
+async function contextSource(source: string) {
+  return contextMountSource(await openContext({ dir: ctxDir }), source, { file: 'Dockerfile', line: 5 });
+}
+
+test.before(async () => {
+  ctxDir = makeTempDir('mounts-ctx');
+  fs.mkdirSync(join(ctxDir, 'app'));
+  fs.writeFileSync(join(ctxDir, 'app', 'a.txt'), 'from the context\n');
+  fs.writeFileSync(join(ctxDir, 'app', 'run.sh'), '#!/bin/sh\necho ran\n', { mode: 0o755 });
+  fs.writeFileSync(join(ctxDir, 'app', 'secret.env'), 'TOKEN=ignored\n');
+  fs.symlinkSync('a.txt', join(ctxDir, 'app', 'link'));
+  fs.chownSync(join(ctxDir, 'app', 'a.txt'), 1234, 1234);
+  fs.writeFileSync(join(ctxDir, '.dockerignore'), 'app/secret.env\n');
+  sshAdd = await packSshAdd(join(ctxDir, 'tools'), '/tools');
+});
+
+test('bind from the context: read-only, owners 0:0, modes and symlinks kept, the .dockerignore\'d file invisible, nothing in the layer', async () => {
+  const script = 'ls -A /src; stat -c "%n %a %u:%g" /src/a.txt /src/run.sh; cat /src/a.txt; readlink /src/link; /src/run.sh; (echo x > /src/new) 2>/dev/null && echo writable || echo read-only; echo l > /l';
+  const r = await runStep(script, [{ type: 'bind', target: '/src', source: await contextSource('app'), readonly: true }]);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'a.txt\nlink\nrun.sh\n/src/a.txt 644 0:0\n/src/run.sh 755 0:0\nfrom the context\na.txt\nran\nread-only\n');
+  assert.equal(await layerPaths(r), ['/l'], 'neither /src nor its files');
+  assertNothingLeft();
+});
+
+test('bind rw from the context: the step may write, the writes reach neither the layer nor the context nor the next step', async () => {
+  const mount = async (): Promise<RunMount> => ({ type: 'bind', target: '/src', source: await contextSource('app'), readonly: false });
+  const r = await runStep('echo changed > /src/a.txt && echo new > /src/new && rm /src/run.sh && cat /src/a.txt', [await mount()]);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'changed\n');
+  assert.is(r.layer, undefined, 'no layer');
+  assert.is(fs.readFileSync(join(ctxDir, 'app', 'a.txt'), 'utf8'), 'from the context\n');
+  assert.ok(fs.existsSync(join(ctxDir, 'app', 'run.sh')));
+  assert.not.ok(fs.existsSync(join(ctxDir, 'app', 'new')));
+  const next = await runStep('cat /src/a.txt; ls /src', [await mount()]);
+  assert.is(next.stdout, 'from the context\na.txt\nlink\nrun.sh\n');
+  assertNothingLeft();
+});
+
+test('bind the whole context by default (source /), one file as a file target', async () => {
+  const r = await runStep('test -d /ctx/app && test -d /ctx/tools && echo dirs; test -e /ctx/app/secret.env || echo hidden; cat /one', [
+    { type: 'bind', target: '/ctx', source: await contextSource('/'), readonly: true },
+    { type: 'bind', target: '/one', source: await contextSource('app/link'), readonly: true },
+  ]);
+  assert.is(r.exitCode, 0, r.stderr);
+  assert.is(r.stdout, 'dirs\nhidden\nfrom the context\n', 'a symlink source is followed inside the context');
+  assert.is(r.layer, undefined);
+});
+
+test('the context listing: an ignored or missing source, or one climbing out, is RUN_MOUNT_SOURCE at the RUN line', async () => {
+  for (const [source, msg] of [['app/secret.env', /excluded by \.dockerignore/], ['nope', /does not exist/], ['../x', /outside the build context/], ['app/../../x', /outside/]] as const) {
+    try {
+      await contextSource(source);
+      assert.unreachable(source);
+    } catch (e) {
+      assert.instance(e, OcistackError);
+      assert.is((e as OcistackError).code, 'RUN_MOUNT_SOURCE', source);
+      assert.match((e as OcistackError).message, msg);
+      assert.equal((e as OcistackError).location, { file: 'Dockerfile', line: 5 });
+    }
+  }
+});
+
+test('bind from a chain (a stage or image): its file system read-only; rw writes go to a throw-away overlay, never to the snapshot or the layer', async () => {
+  const ro = await runStep('head -1 /m/passwd; cat /p | head -1; (touch /m/x) 2>/dev/null && echo writable || echo read-only', [
+    { type: 'bind', target: '/m', source: { kind: 'chain', chain, path: '/etc' }, readonly: true },
+    { type: 'bind', target: '/p', source: { kind: 'chain', chain, path: '/etc/passwd' }, readonly: true },
+  ]);
+  assert.is(ro.exitCode, 0, ro.stderr);
+  assert.is(ro.stdout, 'root:x:0:0:root:/root:/bin/sh\nroot:x:0:0:root:/root:/bin/sh\nread-only\n');
+  const rw = await runStep('echo extra >> /m/passwd && rm /m/group && touch /m/x && echo edited >> /p && ls /m', [
+    { type: 'bind', target: '/m', source: { kind: 'chain', chain, path: '/etc' }, readonly: false },
+    { type: 'bind', target: '/p', source: { kind: 'chain', chain, path: '/etc/passwd' }, readonly: false },
+  ]);
+  assert.is(rw.exitCode, 0, rw.stderr);
+  assert.is(rw.stdout, 'passwd\nx\n');
+  assert.is(rw.layer, undefined);
+  const after = await runStep('ls /m; tail -1 /etc/passwd; tail -1 /p', [
+    { type: 'bind', target: '/m', source: { kind: 'chain', chain, path: '/etc' }, readonly: true },
+    { type: 'bind', target: '/p', source: { kind: 'chain', chain, path: '/etc/passwd' }, readonly: true },
+  ]);
+  assert.is(after.stdout, 'group\npasswd\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n', 'the snapshot is untouched');
+  assertNothingLeft();
+});
+
+test('cache from= a chain: a new cache dir starts as a copy of that path, then keeps what steps write; source= without from is a subdir of the cache', async () => {
+  const m: RunMount = { type: 'cache', target: '/c', id: 'seeded', source: { kind: 'chain', chain, path: '/etc' }, readonly: false };
+  const first = await runStep('head -1 /c/passwd; echo mine > /c/mine', [m]);
+  assert.is(first.exitCode, 0, first.stderr);
+  assert.is(first.stdout, 'root:x:0:0:root:/root:/bin/sh\n');
+  assert.is(first.layer, undefined);
+  const second = await runStep('ls /c', [m]);
+  assert.is(second.stdout, 'group\nmine\npasswd\n', 'the same cache the next time');
+  const plain = await runStep('ls /c | wc -l', [{ type: 'cache', target: '/c', id: 'seeded', readonly: false }]);
+  assert.is(plain.stdout.trim(), '0', 'the same id without from= is another cache (BuildKit keys it by its base too)');
+  const sub = await runStep('echo s > /c/f', [{ type: 'cache', target: '/c', id: 'with-sub', subpath: 'a/b', readonly: false }]);
+  assert.is(sub.exitCode, 0, sub.stderr);
+  assert.is(fs.readFileSync(join(cacheMountDir(cacheDir, 'with-sub'), 'a', 'b', 'f'), 'utf8'), 's\n');
+  assertNothingLeft();
+});
+
+test('ssh: a real ssh-agent answers ssh-add -l from inside the step; mode/uid decide who may connect; SSH_AUTH_SOCK as given', async () => {
+  const agent: TestAgent = await startTestAgent(makeTempDir('mounts-agent'));
   try {
-    await runStep('true', [{ type: 'ssh', target: '/run/ssh' }]);
-    assert.unreachable('should have failed');
+    const tools: RunMount = { type: 'bind', target: '/tools', source: await contextSource('tools'), readonly: true };
+    const ssh = (extra: Partial<RunMount> = {}): RunMount => ({ type: 'ssh', target: '/run/buildkit/ssh_agent.0', id: 'default', mode: 0o600, ...extra });
+    const env = [`PATH=${BUSYBOX_PATH}`, 'SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0'];
+    const script = `stat -c "%F %a %u" /run/buildkit/ssh_agent.0; ${sshAdd} -l`;
+    const r = await runStep(script, [ssh(), tools], { ssh: { default: agent.socket }, process: { args: ['/bin/sh', '-c', script], env, cwd: '/', user: '' } });
+    assert.is(r.exitCode, 0, r.stderr);
+    assert.match(r.stdout, /^socket 600 0\n/);
+    assert.ok(r.stdout.includes(agent.fingerprint) && r.stdout.includes(agent.comment), `the agent's answer: ${r.stdout}`);
+    assert.is(r.layer, undefined, 'neither /run/buildkit nor the socket in the layer');
+    // USER 1000: denied with the default owner 0 and mode 0600, allowed with uid=1000.
+    const asApp = { process: { args: ['/bin/sh', '-c', `${sshAdd} -l`], env, cwd: '/', user: '1000:1000' }, ssh: { default: agent.socket } };
+    const denied = await runStep('', [ssh(), tools], asApp);
+    assert.is.not(denied.exitCode, 0, denied.stdout);
+    const allowed = await runStep('', [ssh({ uid: 1000, gid: 1000 }), tools], asApp);
+    assert.is(allowed.exitCode, 0, allowed.stderr);
+    assert.ok(allowed.stdout.includes(agent.fingerprint));
+  } finally {
+    await agent.stop();
+  }
+  assertNothingLeft();
+});
+
+test('ssh required but not given, or its socket gone: RUN_SSH_MISSING at the RUN line; optional and not given: no mount', async () => {
+  for (const given of [undefined, { default: join(makeTempDir('mounts-nosock'), 'gone.sock') }]) {
+    try {
+      await runStep('true', [{ type: 'ssh', target: '/run/buildkit/ssh_agent.0', id: 'default', required: true }], given ? { ssh: given } : {});
+      assert.unreachable('should have failed');
+    } catch (e) {
+      assert.instance(e, OcistackError);
+      assert.is((e as OcistackError).code, 'RUN_SSH_MISSING');
+      assert.equal((e as OcistackError).location, { file: 'Dockerfile', line: 5 });
+      assert.match((e as OcistackError).hint ?? '', /--ssh default/);
+    }
+  }
+  const r = await runStep('test -e /run/buildkit/ssh_agent.0 && echo mounted || echo absent', [{ type: 'ssh', target: '/run/buildkit/ssh_agent.0', id: 'default' }]);
+  assert.is(r.stdout, 'absent\n');
+  assertNothingLeft();
+});
+
+test('abort mid-step with a rw bind overlay and an ssh proxy: ABORTED, no mount, step dir or proxy socket left', async () => {
+  const agent = await startTestAgent(makeTempDir('mounts-agent-abort'));
+  const proxies = () => fs.readdirSync(process.env.TMPDIR ?? '/tmp').filter((n) => n.startsWith('ssh-'));
+  const before = proxies();
+  const ac = new AbortController();
+  try {
+    await runStep('echo started; sleep 300', [
+      { type: 'bind', target: '/m', source: { kind: 'chain', chain, path: '/etc' }, readonly: false },
+      { type: 'ssh', target: '/run/buildkit/ssh_agent.0', id: 'default', mode: 0o600 },
+    ], { ssh: { default: agent.socket }, signal: ac.signal, onOutput: () => ac.abort('received SIGINT') });
+    assert.unreachable('should have been aborted');
   } catch (e) {
     assert.instance(e, OcistackError);
-    assert.is((e as OcistackError).code, 'RUN_MOUNT_UNSUPPORTED');
+    assert.is((e as OcistackError).code, 'ABORTED');
+  } finally {
+    await agent.stop();
   }
+  assert.equal(proxies(), before, 'the proxy socket dir is gone');
+  assertNothingLeft();
+});
+
+test('kill -9 mid-step with a rw bind: the next step unmounts its bind overlay and root overlay and removes its dir', async () => {
+  const child = spawn(process.execPath, [
+    fileURLToPath(new URL('./helpers/runc-step-child.js', import.meta.url)),
+    JSON.stringify({
+      storeRoot: chain.store.root, layers: chain.layers, diffIds: chain.diffIds, cacheDir, script: 'echo go; sleep 300',
+      mounts: [{ type: 'bind', target: '/m', readonly: false, source: { kind: 'chain', path: '/etc', chain: { layers: chain.layers, diffIds: chain.diffIds, storeRoot: chain.store.root } } }],
+    }),
+  ], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (b: Buffer) => b.toString().includes('started') && resolve());
+    child.on('exit', (code) => reject(new Error(`the child exited early (${code})`)));
+  });
+  const exited = new Promise((r) => child.on('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+  const left = mountPoints().filter((m) => m.startsWith(cacheDir));
+  assert.is(left.length, 2, `the root overlay and the bind overlay are still mounted: ${left.join(', ')}`);
+  assert.ok(left.some((m) => m.includes('/binds/')));
+  const r = await runStep('true', []);
+  assert.is(r.exitCode, 0, r.stderr);
   assertNothingLeft();
 });
 

@@ -23,11 +23,15 @@ import { mountPoints } from '../lib/executor/runc/overlay.js';
 import { APP_USER, busyboxLayout } from './helpers/images.js';
 import { ensureRootlessUser, ROOTLESS_RANGE } from './helpers/rootless-user.js';
 import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
+import { openContext } from '../lib/context/index.js';
+import { contextMountSource } from '../lib/build/run-mount-source.js';
+import { packSshAdd, startTestAgent } from './helpers/ssh-agent.js';
 
 let store: BlobStore;
 let layers: Descriptor[];
 let diffIds: Digest[];
 let cacheDir: string;
+let baseDir: string;
 let user: { name: string; uid: number; gid: number };
 const runc = requireTool('runc');
 
@@ -58,6 +62,7 @@ test.before(async () => {
   diffIds = config.rootfs.diff_ids;
   cacheDir = join(base, 'cache');
   fs.mkdirSync(cacheDir);
+  baseDir = base;
   chownTree(base, user.uid, user.gid);
 });
 
@@ -224,6 +229,43 @@ test('RUN --mount rootless: tmpfs, a secret (file and env=) and a cache dir reac
   assert.equal([...(await entries(r.result!.layer)).keys()], ['/l']);
   const again = await step('cat /var/cache/r/c', { mounts: [mounts[3]] });
   assert.is(again.stdout, 'c\n', 'the cache kept the first step\'s file');
+  assertNothingLeft();
+});
+
+test('RUN --mount rootless: bind from the context (read-only, 0:0) and from the chain (rw through an overlay in the worker), cache from=, ssh to an agent of the user', async () => {
+  const ctx = join(baseDir, 'ctx');
+  fs.mkdirSync(join(ctx, 'app'), { recursive: true });
+  fs.writeFileSync(join(ctx, 'app', 'a.txt'), 'ctx-file\n');
+  const sshAdd = await packSshAdd(join(ctx, 'tools'), '/tools');
+  const agentDir = join(baseDir, 'agent');
+  fs.mkdirSync(agentDir, { mode: 0o700 });
+  chownTree(ctx, user.uid, user.gid);
+  chownTree(agentDir, user.uid, user.gid);
+  const agent = await startTestAgent(agentDir, { uid: user.uid, gid: user.gid });
+  try {
+    const context = await openContext({ dir: ctx });
+    const loc = { file: 'Dockerfile', line: 5 };
+    const chain = { layers, diffIds, storeRoot: store.root };
+    const mounts = [
+      { type: 'bind', target: '/src', source: await contextMountSource(context, 'app', loc), readonly: true },
+      { type: 'bind', target: '/tools', source: await contextMountSource(context, 'tools', loc), readonly: true },
+      { type: 'bind', target: '/m', source: { kind: 'chain', chain, path: '/etc' }, readonly: false },
+      { type: 'cache', target: '/c', id: 'rootless-seeded', source: { kind: 'chain', chain, path: '/etc' }, readonly: false },
+      { type: 'ssh', target: '/run/buildkit/ssh_agent.0', id: 'default', mode: 0o600 },
+    ];
+    const script = `stat -c "%u:%g" /src/a.txt; cat /src/a.txt; (touch /src/x) 2>/dev/null || echo ro; echo more >> /m/passwd && tail -1 /m/passwd; head -1 /c/group; SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0 ${sshAdd} -l; echo l > /l`;
+    const r = await step(script, { mounts, ssh: { default: agent.socket } });
+    assert.ok(r.result, JSON.stringify(r));
+    assert.is(r.result!.exitCode, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    assert.equal(lines.slice(0, 5), ['0:0', 'ctx-file', 'ro', 'more', 'root:x:0:'], r.stdout);
+    assert.ok(r.stdout.includes(agent.fingerprint), `the agent answered: ${r.stdout}`);
+    assert.equal([...(await entries(r.result!.layer)).keys()], ['/l']);
+    const again = await step('tail -1 /m/passwd', { mounts: [{ ...mounts[2], readonly: true }] });
+    assert.is(again.stdout, 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n', 'the rw writes were thrown away');
+  } finally {
+    await agent.stop();
+  }
   assertNothingLeft();
 });
 

@@ -260,6 +260,14 @@ async function applyStep(s: BuildSession, stage: Stage, result: StageResult, d: 
         progress: s.progress,
         secrets: s.opts.secrets,
         env: s.opts.env,
+        ssh: s.opts.ssh,
+        mountSources: {
+          context: s.context,
+          stage: async (from) => {
+            const r = await resolveFrom(s, stage, from, d.location, 'RUN --mount from');
+            return { chain: { layers: [...r.layers], diffIds: [...r.config.rootfs.diff_ids], store: s.store }, fs: await stageFs(s, r) };
+          },
+        },
       });
       // BuildKit's exporter drops an empty RUN layer and marks its history entry empty.
       if (layer) await pushLayer(result, layer, history);
@@ -354,16 +362,16 @@ function toOciLayer(d: Descriptor): Descriptor {
   return out;
 }
 
-/** `COPY --from=X`: an earlier stage by name or index, else an image reference. */
-async function resolveFrom(s: BuildSession, current: Stage, from: string, location: SourceLocation): Promise<StageResult> {
+/** `COPY --from=X` (or `RUN --mount=...,from=X`): an earlier stage by name or index, else an image reference. */
+async function resolveFrom(s: BuildSession, current: Stage, from: string, location: SourceLocation, what = 'COPY --from'): Promise<StageResult> {
   const stages = s.plan.stages;
   const byName = stages.find((st) => st.name !== undefined && st.name === from.toLowerCase() && st.index < current.index);
   const byIndex = /^\d+$/.test(from) ? stages[Number(from)] : undefined;
   const st = byName ?? byIndex;
   if (st) {
     if (st.index >= current.index) {
-      throw new OcistackError(`COPY --from=${from} refers to stage ${st.index}, which is not before this stage`, {
-        code: 'DOCKERFILE_STAGE', location, hint: 'COPY --from can only name an earlier stage',
+      throw new OcistackError(`${what}=${from} refers to stage ${st.index}, which is not before this stage`, {
+        code: 'DOCKERFILE_STAGE', location, hint: `${what} can only name an earlier stage`,
       });
     }
     const r = s.results.get(st.index);

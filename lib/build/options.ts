@@ -55,6 +55,12 @@ export interface BuildOptions {
    * mount them; never in a layer, the config, history, progress or errors.
    */
   secrets?: Record<string, BuildSecret>;
+  /**
+   * SSH agents for `RUN --mount=type=ssh,id=ID` (default id `default`):
+   * the path of each agent's Unix socket, by id (the CLI's `--ssh default`
+   * is `$SSH_AUTH_SOCK`). Only the steps that mount one can reach it.
+   */
+  ssh?: Record<string, string>;
   onProgress?: ProgressListener;
   /** Environment for SOURCE_DATE_EPOCH and registry credentials (default process.env). */
   env?: NodeJS.ProcessEnv;

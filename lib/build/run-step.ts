@@ -20,6 +20,7 @@ import type { LayerResult } from '../layer/types.js';
 import type { ProgressListener } from '../progress/events.js';
 import { RunOutput } from './run-output.js';
 import { readBuildSecret, type BuildSecret } from './secrets.js';
+import { contextMountSource, mountSourcePath, stageMountSource, type MountSources } from './run-mount-source.js';
 
 export type ResolvedRun = Extract<ResolvedInstruction, { kind: 'run' }>;
 
@@ -42,6 +43,10 @@ export interface RunStepOptions {
   secrets?: Record<string, BuildSecret>;
   /** For `{ env }` secrets (BuildOptions.env). */
   env?: NodeJS.ProcessEnv;
+  /** Where `type=bind` mounts and `type=cache,from=` find their files: the build's context and stages. */
+  mountSources?: MountSources;
+  /** SSH agent sockets by id (BuildOptions.ssh), for `type=ssh` mounts. */
+  ssh?: Record<string, string>;
 }
 
 /** How many lines of output a RUN_FAILED error shows. */
@@ -55,7 +60,7 @@ const COMMAND_CHARS = 80;
  *   (`--security=insecure` not allowed), or what the executor throws.
  */
 export async function runStep(o: RunStepOptions): Promise<LayerResult | undefined> {
-  const req = runRequest(o);
+  const req = await runRequest(o);
   const output = new RunOutput(o.stepId, o.progress, ERROR_LINES);
   req.onOutput = output.onOutput;
   let result;
@@ -69,7 +74,7 @@ export async function runStep(o: RunStepOptions): Promise<LayerResult | undefine
 }
 
 /** The RunRequest for a RUN (without onOutput). Exported for tests and other engines. */
-export function runRequest(o: RunStepOptions): RunRequest {
+export async function runRequest(o: RunStepOptions): Promise<RunRequest> {
   const security = o.run.security === 'insecure' ? 'insecure' : 'sandbox';
   if (security === 'insecure' && !o.allowInsecure) {
     throw new OcistackError('RUN --security=insecure is not allowed in this build', {
@@ -90,7 +95,10 @@ export function runRequest(o: RunStepOptions): RunRequest {
     onProgress: o.progress,
   };
   const secrets: Record<string, Buffer> = {};
-  for (const m of (o.run.parsedMounts ?? []).map(toRunMount)) {
+  const ssh: Record<string, string> = {};
+  let sshMounts = 0;
+  for (const spec of o.run.parsedMounts ?? []) {
+    const m = toRunMount(spec);
     if (m.type === 'secret') {
       const value = secretValue(o, m.id!);
       if (value === undefined) {
@@ -104,10 +112,42 @@ export function runRequest(o: RunStepOptions): RunRequest {
         continue; // as BuildKit: a missing optional secret is simply not mounted
       }
       secrets[m.id!] = value;
+    } else if (m.type === 'ssh') {
+      if (spec.source !== undefined) throw new OcistackError('RUN --mount=type=ssh does not take source=', { code: 'RUN_MOUNT', location: o.location, hint: 'the agent comes from "ocistack build --ssh ID=SOCKET"; remove source=' });
+      // As BuildKit's LLB: ssh_agent.N counts this RUN's ssh mounts; the first one is SSH_AUTH_SOCK unless the env has one.
+      if (!m.target) m.target = `/run/buildkit/ssh_agent.${sshMounts}`;
+      if (sshMounts++ === 0 && !req.process.env.some((e) => e.startsWith('SSH_AUTH_SOCK='))) req.process.env.push(`SSH_AUTH_SOCK=${m.target}`);
+      const socket = o.ssh?.[m.id!];
+      if (socket === undefined) {
+        if (m.required) {
+          throw new OcistackError(`RUN --mount=type=ssh: the SSH agent "${m.id}" is required but was not given`, {
+            code: 'RUN_SSH_MISSING',
+            location: o.location,
+            hint: `pass it with "ocistack build --ssh ${m.id === 'default' ? 'default' : `${m.id}=SOCKET`}" (default: $SSH_AUTH_SOCK), build({ ssh: { '${m.id}': SOCKET } })`,
+          });
+        }
+        continue; // as BuildKit: an optional agent that was not given is not mounted
+      }
+      ssh[m.id!] = socket;
+    } else if (m.type === 'bind') {
+      const src = spec.source ?? '/';
+      if (!o.mountSources) throw new OcistackError('RUN --mount=type=bind needs the build context, which this caller did not give', { code: 'RUN_MOUNT_SOURCE', location: o.location, hint: 'pass mountSources to runStep' });
+      m.source = spec.from
+        ? stageMountSource(await o.mountSources.stage(spec.from), spec.from, src, o.location)
+        : await contextMountSource(o.mountSources.context, src, o.location);
+    } else if (m.type === 'cache') {
+      if (spec.from) {
+        if (!o.mountSources) throw new OcistackError('RUN --mount=type=cache,from= needs the build\'s stages, which this caller did not give', { code: 'RUN_MOUNT_SOURCE', location: o.location, hint: 'pass mountSources to runStep' });
+        m.source = stageMountSource(await o.mountSources.stage(spec.from), spec.from, spec.source ?? '/', o.location);
+      } else if (spec.source !== undefined) {
+        const sub = mountSourcePath(spec.source, 'the cache mount', o.location);
+        if (sub) m.subpath = sub;
+      }
     }
     req.mounts.push(m);
   }
   if (Object.keys(secrets).length) req.secrets = secrets;
+  if (Object.keys(ssh).length) req.ssh = ssh;
   if (o.run.inlineFiles?.length) req.inlineFiles = o.run.inlineFiles.map((f) => ({ ...f }));
   if (o.sourceDateEpoch !== undefined) req.sourceDateEpoch = o.sourceDateEpoch;
   if (o.signal) req.signal = o.signal;
@@ -119,7 +159,7 @@ function secretValue(o: RunStepOptions, id: string): Buffer | undefined {
   return s ? readBuildSecret(id, s, o.env ?? process.env, o.location) : undefined;
 }
 
-/** A parsed `--mount` as the executor contract names its fields (secret id and target defaulted as BuildKit does). */
+/** A parsed `--mount` as the executor contract names its fields (ids and targets defaulted as BuildKit does; sources added by runRequest). */
 function toRunMount(m: RunMountSpec): RunMount {
   const out: RunMount = { type: m.type, target: m.target ?? '', readonly: m.readOnly };
   if (m.type === 'secret') {
@@ -127,9 +167,10 @@ function toRunMount(m: RunMountSpec): RunMount {
     // With env= the secret is a variable only, unless a target is given too.
     if (!out.target && m.env === undefined) out.target = `/run/secrets/${out.id}`;
     out.readonly = true;
-  } else if (m.source !== undefined) out.source = m.source;
-  if (m.from !== undefined) out.from = m.from;
-  if (m.id !== undefined && m.type !== 'secret') out.id = m.id;
+  } else if (m.type === 'ssh') {
+    out.id = m.id || 'default';
+    out.mode = 0o600;
+  } else if (m.id !== undefined) out.id = m.id;
   if (m.sharing !== undefined) out.sharing = m.sharing;
   if (m.mode !== undefined) out.mode = m.mode;
   if (m.uid !== undefined) out.uid = m.uid;

@@ -43,12 +43,59 @@ export interface RunProcess {
   user: string;
 }
 
+/**
+ * What a `bind` mount shows, or what seeds a new `cache` dir (`from=`).
+ * Never a host directory to mount as is: a chain is blobs in a store (a
+ * local executor materialises it, a remote one ships the blobs), the
+ * context is a list of selected files (a remote executor packs them into a
+ * tar from `root`).
+ */
+export type RunMountSource =
+  | {
+      /** A stage or image: its file system, at `path`. */
+      kind: 'chain';
+      chain: LayerChain;
+      /** Absolute path in that file system, symlinks already resolved by the engine ('/' = its root). */
+      path: string;
+    }
+  | {
+      /** Files of the build context, .dockerignore applied, below the mount's `source=`. */
+      kind: 'context';
+      /**
+       * Where the engine's machine has them: entry `rel` is the file
+       * `root/rel`. Read only the listed entries (the directory also holds
+       * ignored files); never mount `root` itself.
+       */
+      root: string;
+      /** The mount's root itself first (`rel` ''), parents before children. */
+      entries: ContextMountEntry[];
+    };
+
+/** One file of a context mount. Owners are 0:0 in the step, as BuildKit resets a local context's owners. */
+export interface ContextMountEntry {
+  /** Slash-separated, relative to the mount's root ('' = the root: a directory, or the single file mounted). */
+  rel: string;
+  type: 'dir' | 'file' | 'symlink';
+  /** Permission bits (with setuid/setgid/sticky). */
+  mode: number;
+  size: number;
+  /** Seconds since epoch. */
+  mtime: number;
+  linkTarget?: string;
+}
+
 export interface RunMount {
   type: 'bind' | 'cache' | 'tmpfs' | 'secret' | 'ssh';
   target: string;
-  source?: string;
-  from?: string;
+  /**
+   * bind: what is mounted (required). cache: what a new cache dir starts
+   * with (`from=` with `source=`); absent: it starts empty.
+   */
+  source?: RunMountSource;
+  /** cache without from=: the subdirectory of the cache dir that is mounted (`source=`), made when missing. */
+  subpath?: string;
   readonly?: boolean;
+  /** Cache id, secret id, or ssh agent id. */
   id?: string;
   sharing?: 'shared' | 'private' | 'locked';
   mode?: number;
@@ -79,6 +126,13 @@ export interface RunRequest {
    * An executor must keep them out of the layer, logs and errors.
    */
   secrets?: Record<string, Buffer>;
+  /**
+   * SSH agent sockets the step's `type=ssh` mounts name, by id: paths of
+   * Unix sockets on the engine's machine (a local executor proxies them into
+   * the step; a remote one forwards connections back to them). A missing
+   * optional id has no mount.
+   */
+  ssh?: Record<string, string>;
   /** The RUN instruction, for errors. */
   location: SourceLocation;
   /** Progress id of the step (`#3`), for output and warning events. */

@@ -18,6 +18,7 @@ import { buildMetadata } from '../metadata-file.js';
 import { checkFileDest } from '../../build/output-dest.js';
 import { selectExecutor } from '../../executor/select.js';
 import { parseSecretFlag } from '../../build/secrets.js';
+import { parseSshFlag } from '../../build/ssh.js';
 
 /** `--allow` entitlements, as BuildKit names them. */
 const ENTITLEMENTS = ['security.insecure'];
@@ -38,6 +39,7 @@ const specs: FlagSpec[] = [
   { name: 'executor', type: 'string' },
   { name: 'allow', type: 'list' },
   { name: 'secret', type: 'list' },
+  { name: 'ssh', type: 'list' },
   ...registryFlagSpecs,
 ];
 
@@ -70,6 +72,9 @@ Options:
       --secret id=ID,src=FILE|env=VAR
                              a secret for RUN --mount=type=secret,id=ID (repeatable; never
                              stored in the image, its history or the output)
+      --ssh default|ID=SOCKET
+                             an SSH agent for RUN --mount=type=ssh,id=ID (repeatable;
+                             default is $SSH_AUTH_SOCK; agent sockets only, no key files)
 ${registryFlagsHelp}
   -h, --help                 show this help
 
@@ -120,6 +125,7 @@ export const command: CliCommand = {
       if (!ENTITLEMENTS.includes(a)) throw new UsageError(`--allow "${a}" is not an entitlement ocistack knows`, `--allow takes ${ENTITLEMENTS.join(', ')}`);
     }
     const secrets = Object.fromEntries(flagList(p, 'secret').map((spec) => parseSecretFlag(spec, io.cwd, io.env)));
+    const ssh = Object.fromEntries(flagList(p, 'ssh').map((spec) => parseSshFlag(spec, io.cwd, io.env)));
     const executor = await selectExecutor(flagString(p, 'executor'), io.env);
     const registry = await registryOptionsFromFlags(p, { targets: tags, io });
 
@@ -141,6 +147,7 @@ export const command: CliCommand = {
       executor,
       allowInsecure: allow.includes('security.insecure'),
       secrets,
+      ssh,
     });
 
     if (!push && result.pushed.length === 0 && flagList(p, 'output').length === 0) {

@@ -18,6 +18,7 @@ import type { LayerResult } from '../../layer/types.js';
 import type { RunRequest, RunResult } from '../types.js';
 import { readSubIds, type SubIdRange } from './subids.js';
 import { runTool } from './tool.js';
+import { toJobMounts } from './job-mounts.js';
 import type { WorkerJob } from './worker.js';
 
 function userName(): string | undefined {
@@ -72,7 +73,8 @@ export async function runRootless(runc: string, req: RunRequest): Promise<RunRes
     storeRoot: req.chain.store.root,
     req: {
       chain: { layers: req.chain.layers, diffIds: req.chain.diffIds },
-      process: req.process, mounts: req.mounts, network: req.network, security: req.security,
+      process: req.process, mounts: toJobMounts(req.mounts), network: req.network, security: req.security,
+      ...(req.ssh ? { ssh: req.ssh } : {}),
       location: req.location, stepId: req.stepId, cacheDir: req.cacheDir, sourceDateEpoch: req.sourceDateEpoch,
       // Over the worker's stdin pipe (never argv): JSON has no Buffer.
       ...(req.secrets ? { secretsB64: Object.fromEntries(Object.entries(req.secrets).map(([k, v]) => [k, v.toString('base64')])) } : {}),

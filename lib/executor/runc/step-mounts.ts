@@ -4,26 +4,43 @@
  * (stubs.ts) must provide so that a target the image lacks is never created
  * in the upper dir, i.e. never reaches the change layer.
  *
- * Implemented here: `type=tmpfs`, `type=secret` (a file outside the rootfs,
- * in the 0700 step dir, bound read-only at the target; or, with `env=`, a
- * variable of this step's process only), `type=cache` (a directory
- * `<cacheDir>/cache-mounts/<sha256 of id>` kept across steps and builds,
- * bound read-write; `sharing=locked` holds a lib/lock.ts lock on it for the
- * step, `private` uses it when no other step holds it and otherwise a
- * throw-away dir in the step dir). Every other type is refused with
- * RUN_MOUNT_UNSUPPORTED at the RUN line until it is implemented.
+ * - `type=tmpfs`: a tmpfs.
+ * - `type=secret`: a file outside the rootfs, in the 0700 step dir, bound
+ *   read-only at the target; or, with `env=`, a variable of this step's
+ *   process only.
+ * - `type=cache`: a directory `<cacheDir>/cache-mounts/<sha256 of key>`
+ *   kept across steps and builds, bound read-write. The key is the id
+ *   (default: the target, as BuildKit); with `from=` also the source chain
+ *   and path (BuildKit keys a cache by id and base ref too), and a new dir
+ *   starts as a copy of that path (BuildKit makes it on top of the whole
+ *   `from` ref and mounts `source=` of it: the step sees the same).
+ *   Without `from=`, `source=` is a subdirectory of the cache dir.
+ *   `sharing=locked` holds a lib/lock.ts lock on it for the step,
+ *   `private` uses it when no other step holds it and otherwise a
+ *   throw-away dir in the step dir.
+ * - `type=bind`: the source (mount-source.ts) bound read-only; with `rw`,
+ *   writes go to a throw-away place: the context copy is the step's own
+ *   already, a directory of a snapshot gets an overlay with an upper dir in
+ *   the step dir, a single file is copied.
+ * - `type=ssh`: a socket of the step forwarding to the build's agent
+ *   (ssh-proxy.ts).
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { OcistackError } from '../../errors.js';
 import { acquireLock, type HeldLock } from '../../lock.js';
+import { chainId } from '../../rootfs/index.js';
+import { resolveInRootSync } from '../../scoped-path.js';
 import type { RunMount, RunRequest } from '../types.js';
+import { chainSourcePath, copyContextEntries, copyTree, type MaterialisedSource } from './mount-source.js';
+import { mountOverlay, unmountOverlay } from './overlay.js';
 import type { OciMount } from './spec.js';
 import { MOUNT_TARGET_DIRS, MOUNT_TARGET_FILES } from './spec.js';
+import { startSshProxy } from './ssh-proxy.js';
 
 /** Mount types this executor implements. */
-export const SUPPORTED_MOUNT_TYPES: readonly RunMount['type'][] = ['tmpfs', 'secret', 'cache'];
+export const SUPPORTED_MOUNT_TYPES: readonly RunMount['type'][] = ['tmpfs', 'secret', 'cache', 'bind', 'ssh'];
 
 export interface StepMounts {
   /** Appended to the spec's mounts, in Dockerfile order. */
@@ -35,6 +52,8 @@ export interface StepMounts {
   env: string[];
   /** Cache mount locks held for the step: release them when it ends (releaseStepMounts). */
   locks: HeldLock[];
+  /** Bind overlays to unmount, ssh proxies to close, when the step ends (releaseStepMounts), last first. */
+  cleanups: (() => Promise<void>)[];
 }
 
 /** How long a `sharing=locked` cache mount waits for the step holding it (an abort ends the wait sooner). */
@@ -46,12 +65,46 @@ export function cacheMountDir(cacheDir: string, id: string): string {
 }
 
 export async function releaseStepMounts(m: StepMounts): Promise<void> {
+  for (const c of m.cleanups.splice(0).reverse()) await c().catch(() => undefined);
   for (const l of m.locks.splice(0)) await l.release().catch(() => undefined);
+}
+
+/** The key of a cache mount's dir: its id, plus where it was seeded from (`from=`). */
+function cacheKey(m: RunMount, target: string): string {
+  const id = m.id || target;
+  if (m.source?.kind !== 'chain') return id;
+  const c = m.source.chain;
+  return `${id}\0from=${c.diffIds.length ? chainId(c.diffIds) : 'scratch'}:${m.source.path}`;
+}
+
+/** The `from=` source of a cache mount, as a host directory to copy from. */
+async function cacheSeed(req: RunRequest, m: RunMount): Promise<MaterialisedSource | undefined> {
+  if (!m.source) return undefined;
+  if (m.source.kind !== 'chain') throw mountError(req, 'RUN --mount=type=cache,from= takes a stage or an image', 'name a stage or image in from=');
+  const seed = await chainSourcePath(req, m.source);
+  if (!seed.isDir) throw mountError(req, `RUN --mount=type=cache,from=...,source=${m.source.path}: not a directory`, 'a cache mount is a directory: name one in source=');
+  return seed;
+}
+
+/** The cache dir's `source=` subdirectory (no `from=`), resolved inside it and made when missing. */
+function cacheSubdir(req: RunRequest, dir: string, sub: string): string {
+  const rel = resolveInRootSync(sub, true, (r) => {
+    const p = path.join(dir, r);
+    return fs.lstatSync(p, { throwIfNoEntry: false })?.isSymbolicLink() ? fs.readlinkSync(p) : undefined;
+  }, `${sub} in the cache mount`);
+  let p = dir;
+  for (const seg of rel.split('/').filter(Boolean)) {
+    p = path.join(p, seg);
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    if (!st) fs.mkdirSync(p, { mode: 0o755 });
+    else if (!st.isDirectory()) throw mountError(req, `RUN --mount=type=cache,source=${sub}: ${rel} in the cache is not a directory`, 'remove it from the cache, or choose another source=');
+  }
+  return p;
 }
 
 /** A cache mount's host directory, made with its mode/uid/gid the first time; takes its lock as `sharing` says. */
 async function cacheSource(req: RunRequest, m: RunMount, target: string, stepDir: string, out: StepMounts, n: number): Promise<string> {
-  const dir = cacheMountDir(req.cacheDir, m.id || target);
+  const dir = cacheMountDir(req.cacheDir, cacheKey(m, target));
   const lockFile = `${dir}.lock`;
   const sharing = m.sharing ?? 'shared';
   const what = `the cache mount ${m.id || target}`;
@@ -65,7 +118,7 @@ async function cacheSource(req: RunRequest, m: RunMount, target: string, stepDir
       // In use by another step: this one gets an empty dir of its own, discarded with the step dir.
       const own = path.join(stepDir, 'private-cache', String(n));
       fs.mkdirSync(own, { recursive: true });
-      initCacheDir(own, m);
+      await initCacheDir(req, own, m);
       return own;
     }
   }
@@ -75,7 +128,12 @@ async function cacheSource(req: RunRequest, m: RunMount, target: string, stepDir
     const tmp = `${dir}.new-${process.pid}-${n}`;
     fs.rmSync(tmp, { recursive: true, force: true });
     fs.mkdirSync(tmp);
-    initCacheDir(tmp, m);
+    try {
+      await initCacheDir(req, tmp, m);
+    } catch (e) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
     try {
       fs.renameSync(tmp, dir);
     } catch (e) {
@@ -86,9 +144,41 @@ async function cacheSource(req: RunRequest, m: RunMount, target: string, stepDir
   return dir;
 }
 
-function initCacheDir(dir: string, m: RunMount): void {
+/** A new cache dir: the `from=` copy (keeping its owner and mode unless uid/gid/mode are given), else empty with uid/gid/mode. */
+async function initCacheDir(req: RunRequest, dir: string, m: RunMount): Promise<void> {
+  const seed = await cacheSeed(req, m);
+  if (seed) {
+    await copyTree(seed.path, dir, true, req);
+    const st = fs.statSync(dir);
+    fs.chownSync(dir, m.uid ?? st.uid, m.gid ?? st.gid);
+    fs.chmodSync(dir, (m.mode ?? st.mode) & 0o7777);
+    return;
+  }
   fs.chownSync(dir, m.uid ?? 0, m.gid ?? 0);
   fs.chmodSync(dir, (m.mode ?? 0o755) & 0o7777);
+}
+
+/** The host path a bind mount shows: read-only as it is, or (rw) a throw-away place whose writes vanish with the step. */
+async function bindSource(req: RunRequest, m: RunMount, stepDir: string, out: StepMounts, rootless: boolean): Promise<MaterialisedSource> {
+  if (!m.source) throw mountError(req, 'RUN --mount=type=bind has no source', 'this is a bug of the caller of the executor (RunMount.source)');
+  const base = path.join(stepDir, 'binds', String(out.oci.length));
+  fs.mkdirSync(base, { recursive: true, mode: 0o700 });
+  const src = m.source.kind === 'context' ? copyContextEntries(req, m.source, path.join(base, 'tree')) : await chainSourcePath(req, m.source);
+  if (m.readonly || src.own) return src;
+  if (!src.isDir) {
+    const file = path.join(base, 'file');
+    await copyTree(src.path, file, false, req);
+    return { path: file, isDir: false, own: true };
+  }
+  const d = { upper: path.join(base, 'upper'), work: path.join(base, 'work'), merged: path.join(base, 'merged') };
+  for (const p of Object.values(d)) fs.mkdirSync(p);
+  // The merged root shows the upper dir's own metadata: give it the source's.
+  const st = fs.statSync(src.path);
+  fs.chownSync(d.upper, st.uid, st.gid);
+  fs.chmodSync(d.upper, st.mode & 0o7777);
+  await mountOverlay({ lower: [src.path], ...d, userxattr: rootless });
+  out.cleanups.push(() => unmountOverlay(d.merged));
+  return { path: d.merged, isDir: true, own: true };
 }
 
 function mountError(req: RunRequest, message: string, hint: string, code = 'RUN_MOUNT'): OcistackError {
@@ -134,10 +224,10 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * by checkMountTypes). Secret files are written below `secretDir` (created
  * here, inside the step dir, never inside the rootfs).
  */
-export async function stepMounts(req: RunRequest, stepDir: string): Promise<StepMounts> {
-  const out: StepMounts = { oci: [], stubDirs: [], stubFiles: [], env: [], locks: [] };
+export async function stepMounts(req: RunRequest, stepDir: string, rootless = false): Promise<StepMounts> {
+  const out: StepMounts = { oci: [], stubDirs: [], stubFiles: [], env: [], locks: [], cleanups: [] };
   try {
-    await addMounts(req, stepDir, out);
+    await addMounts(req, stepDir, out, rootless);
   } catch (e) {
     await releaseStepMounts(out);
     throw e;
@@ -145,7 +235,7 @@ export async function stepMounts(req: RunRequest, stepDir: string): Promise<Step
   return out;
 }
 
-async function addMounts(req: RunRequest, stepDir: string, out: StepMounts): Promise<void> {
+async function addMounts(req: RunRequest, stepDir: string, out: StepMounts, rootless: boolean): Promise<void> {
   const secretDir = path.join(stepDir, 'secrets');
   const seen = new Set<string>();
   let secrets = 0;
@@ -175,6 +265,16 @@ async function addMounts(req: RunRequest, stepDir: string, out: StepMounts): Pro
       out.stubFiles.push(target);
       continue;
     }
+    let agent: string | undefined;
+    if (m.type === 'ssh') {
+      agent = req.ssh?.[m.id ?? 'default'];
+      // The engine drops optional agents it does not have; another caller may not.
+      if (agent === undefined && !m.required) continue;
+      if (agent === undefined || !fs.statSync(agent, { throwIfNoEntry: false })?.isSocket()) {
+        const why = agent === undefined ? 'is required but was not given' : `socket ${agent} is not there (is the agent still running?)`;
+        throw mountError(req, `RUN --mount=type=ssh: the SSH agent "${m.id ?? 'default'}" ${why}`, `pass a running agent with --ssh ${m.id && m.id !== 'default' ? `${m.id}=SOCKET` : 'default'}`, 'RUN_SSH_MISSING');
+      }
+    }
     const target = mountTarget(req, m);
     if (seen.has(target)) throw mountError(req, `two RUN --mount options have the target ${target}`, 'give each mount its own target');
     seen.add(target);
@@ -184,14 +284,23 @@ async function addMounts(req: RunRequest, stepDir: string, out: StepMounts): Pro
         out.stubDirs.push(target);
         break;
       case 'cache': {
-        if (m.from) {
-          throw new OcistackError('RUN --mount=type=cache,from=... is not supported by the runc executor yet', {
-            code: 'RUN_MOUNT_UNSUPPORTED', location: req.location, hint: 'remove from= (the cache then starts empty)',
-          });
-        }
-        const source = await cacheSource(req, m, target, stepDir, out, out.oci.length);
+        let source = await cacheSource(req, m, target, stepDir, out, out.oci.length);
+        if (m.subpath && !m.source) source = cacheSubdir(req, source, m.subpath);
         out.oci.push({ destination: target, type: 'bind', source, options: ['rbind', m.readonly ? 'ro' : 'rw', 'nosuid', 'nodev'] });
         out.stubDirs.push(target);
+        break;
+      }
+      case 'bind': {
+        const src = await bindSource(req, m, stepDir, out, rootless);
+        out.oci.push({ destination: target, type: 'bind', source: src.path, options: ['rbind', m.readonly ? 'ro' : 'rw', 'nosuid', 'nodev'] });
+        (src.isDir ? out.stubDirs : out.stubFiles).push(target);
+        break;
+      }
+      case 'ssh': {
+        const proxy = await startSshProxy(agent!, { uid: m.uid ?? 0, gid: m.gid ?? 0, mode: m.mode ?? 0o600 });
+        out.cleanups.push(proxy.close);
+        out.oci.push({ destination: target, type: 'bind', source: proxy.socket, options: ['rbind', 'nosuid', 'nodev', 'noexec'] });
+        out.stubFiles.push(target);
         break;
       }
       default:

@@ -92,7 +92,7 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
   let container: RuncContainer | undefined;
   try {
     for (const d of [p.stubs, p.upper, p.work, p.merged, p.bundle]) fs.mkdirSync(d);
-    mounts = await stepMounts(req, stepDir);
+    mounts = await stepMounts(req, stepDir, mode.rootless);
     // The merged root shows the upper dir's own metadata: give it the image's.
     copyRootMeta(snap.view.lookup('')!.st, p.upper);
     makeStubLayer(snap.view, p.stubs, { dirs: [...MOUNT_TARGET_DIRS, ...mounts.stubDirs], files: [...MOUNT_TARGET_FILES, ...mounts.stubFiles] });

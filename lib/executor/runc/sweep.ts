@@ -2,7 +2,8 @@
  * Leftovers of RUN steps whose ocistack process died without cleaning up
  * (kill -9, a crash): a step dir under `<cacheDir>/runc/steps/`, possibly a
  * runc container of the same name (still running its process), and the
- * overlay mounted on the dir's `merged/`. Step dirs are named by
+ * overlay mounted on the dir's `merged/` (and any `RUN --mount=type=bind,rw`
+ * overlay below its `binds/`). Step dirs are named by
  * lib/temp-files.ts's `tempName('step')` (`step-PID-START-HOST-RAND`) and
  * the container id is that name, so the owner's death is judged by the same
  * rule as every other temp file; live owners and other hosts are left alone.
@@ -15,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tempNameIsStale } from '../../temp-files.js';
-import { isMounted, unmountOverlay } from './overlay.js';
+import { mountPoints, unmountOverlay } from './overlay.js';
 import { deleteContainer } from './runc-cli.js';
 
 export interface SweepOptions {
@@ -41,9 +42,10 @@ export async function sweepStaleSteps(opts: SweepOptions): Promise<string[]> {
     const st = fs.lstatSync(dir, { throwIfNoEntry: false });
     if (!st?.isDirectory() || !tempNameIsStale(name, st.mtimeMs)) continue;
     await deleteContainer({ runc: opts.runc, root: opts.stateDir, bundle: path.join(dir, 'bundle'), id: name });
-    const merged = path.join(dir, 'merged');
-    if (isMounted(merged)) await unmountOverlay(merged);
-    if (isMounted(merged)) continue; // still busy: leave it for the next sweep rather than delete under a mount
+    // The root overlay (`merged/`) and any `RUN --mount=type=bind,rw` overlay below `binds/`, deepest first.
+    const below = (): string[] => mountPoints().filter((m) => m === dir || m.startsWith(`${dir}/`)).sort().reverse();
+    for (const m of below()) await unmountOverlay(m);
+    if (below().length) continue; // still busy: leave it for the next sweep rather than delete under a mount
     fs.rmSync(dir, { recursive: true, force: true });
     removed.push(name);
   }

@@ -14,12 +14,13 @@ import { createInterface } from 'node:readline';
 import { OcistackError } from '../../errors.js';
 import { BlobStore } from '../../image/store.js';
 import type { RunRequest } from '../types.js';
+import { fromJobMounts, type JobMount } from './job-mounts.js';
 import { runStepHere } from './step.js';
 
 export interface WorkerJob {
   runc: string;
   storeRoot: string;
-  req: Omit<RunRequest, 'chain' | 'onOutput' | 'onProgress' | 'signal' | 'secrets'> & { chain: Omit<RunRequest['chain'], 'store'>; secretsB64?: Record<string, string> };
+  req: Omit<RunRequest, 'chain' | 'mounts' | 'onOutput' | 'onProgress' | 'signal' | 'secrets'> & { chain: Omit<RunRequest['chain'], 'store'>; mounts: JobMount[]; secretsB64?: Record<string, string> };
 }
 
 function send(msg: unknown): void {
@@ -45,9 +46,10 @@ send({ ready: true });
 
 async function run(j: WorkerJob): Promise<void> {
   try {
-    const { secretsB64, ...req } = j.req;
+    const { secretsB64, mounts, ...req } = j.req;
     const result = await runStepHere(j.runc, {
       ...req,
+      mounts: fromJobMounts(mounts),
       ...(secretsB64 ? { secrets: Object.fromEntries(Object.entries(secretsB64).map(([k, v]) => [k, Buffer.from(v, 'base64')])) } : {}),
       chain: { ...j.req.chain, store: new BlobStore(j.storeRoot) },
       onOutput: (stream, chunk) => send({ out: stream, b64: chunk.toString('base64') }),
