@@ -66,10 +66,11 @@ export function rootlessEnv(w: RootlessWork): NodeJS.ProcessEnv {
   };
 }
 
-/** Spawn `node bin/ocistack.js ARGS` as the user (stdio piped); the caller collects output. */
-export function spawnOcistackAsUser(w: RootlessWork, args: string[]): ChildProcess {
+/** Spawn `node bin/ocistack.js ARGS` as the user (stdio piped); the caller collects output. `detached`: in its own process group. */
+export function spawnOcistackAsUser(w: RootlessWork, args: string[], opts: { detached?: boolean } = {}): ChildProcess {
   return spawn(process.execPath, [BIN, ...args], {
     cwd: w.dir,
+    detached: opts.detached ?? false,
     uid: w.user.uid,
     gid: w.user.gid,
     env: rootlessEnv(w),
