@@ -99,6 +99,10 @@ export interface Workload {
   bytes: number;
   /** Whether the Dockerfile pulls a base image (then a warm-cache run says something). */
   usesBase: boolean;
+  /** RUN instructions in the Dockerfile: their times are reported per RUN, and ocistack also runs rootless. */
+  runSteps?: number;
+  /** Build and push to the bench registry (both tools) instead of writing an OCI layout. */
+  push?: boolean;
 }
 
 /** (a) Many small files in nested dirs, one `COPY . /app`. */
@@ -139,8 +143,8 @@ export function bigFiles(root: string, sizeMiB: number, seed = 2): Workload {
 }
 
 /** (c) A typical app on the busybox base: 8 instructions, `count` source files. */
-export function typicalApp(root: string, base: string, count: number, seed = 3): Workload {
-  const dir = join(root, 'app');
+export function typicalApp(root: string, base: string, count: number, seed = 3, id = 'app', extra: string[] = []): Workload {
+  const dir = join(root, id);
   const rng = new Prng(seed);
   let bytes = 0;
   for (let i = 0; i < count; i++) {
@@ -163,11 +167,40 @@ export function typicalApp(root: string, base: string, count: number, seed = 3):
       'WORKDIR /app',
       'COPY package.json package-lock.json ./',
       'COPY src ./src',
+      ...extra,
       'LABEL org.opencontainers.image.title="bench-app"',
       'USER app',
       'CMD ["node", "src/index.js"]',
       '',
     ].join('\n'),
   );
-  return { id: 'app', title: `typical app on busybox: 8 instructions, ${count + 3} files`, dir, files: count + 3, bytes, usesBase: true };
+  const title = `typical app on busybox: ${8 + extra.length} instructions, ${count + 3} files${extra.length ? `, ${extra.length} RUN` : ''}`;
+  return { id, title, dir, files: count + 3, bytes, usesBase: true };
+}
+
+/**
+ * (d) The typical app with one RUN (as root, before USER app): a short
+ * script that lists the sources into a manifest and writes a small file,
+ * what a build step of a real app does; built and pushed by both tools.
+ */
+export function typicalAppWithRun(root: string, base: string, count: number): Workload {
+  const run = 'RUN mkdir -p /app/build && find src -name "*.js" | sort > /app/build/files.txt && wc -l < /app/build/files.txt > /app/build/count && echo ok > /app/build/status';
+  return { ...typicalApp(root, base, count, 3, 'app-run', [run]), runSteps: 1, push: true };
+}
+
+/** (e) Ten consecutive small RUNs on a ~100 MiB base (bench/base-image.ts), each writing one file. */
+export function tenRuns(root: string, base: string, baseMiB: number): Workload {
+  const dir = join(root, 'runs10');
+  mkdirSync(dir, { recursive: true });
+  const runs = Array.from({ length: 10 }, (_, i) => `RUN echo step${i + 1} > /s${i + 1}`);
+  writeFileSync(join(dir, 'Dockerfile'), [`FROM ${base}`, ...runs, ''].join('\n'));
+  return { id: 'runs10', title: `10 consecutive small RUNs on a ${baseMiB} MiB base`, dir, files: 0, bytes: 0, usesBase: true, runSteps: 10 };
+}
+
+/** (f) One trivial RUN on busybox: warm, its snapshot is cached, so the RUN's own cost shows (reported per RUN). */
+export function oneRun(root: string, base: string): Workload {
+  const dir = join(root, 'run1');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'Dockerfile'), `FROM ${base}\nRUN true\n`);
+  return { id: 'run1', title: 'one trivial RUN (`RUN true`) on busybox', dir, files: 0, bytes: 0, usesBase: true, runSteps: 1 };
 }

@@ -124,6 +124,8 @@ export async function runRootless(runc: string, req: RunRequest): Promise<RunRes
     child.on('close', (code) => {
       req.signal?.removeEventListener('abort', onAbort);
       child.stdin.destroy();
+      // Interrupted: the worker's own error (if any) is beside the point, and a signal may have ended it.
+      if (req.signal?.aborted) return fail(abortError(req.signal));
       fail(new OcistackError(`the rootless step worker exited (${code}) without a result: ${stderr.trim().split('\n').slice(-3).join(' / ')}`, {
         code: 'RUNC_USERNS',
         location: req.location,

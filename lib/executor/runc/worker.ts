@@ -8,7 +8,9 @@
  * optionally `{"abort":true}`; worker -> parent: `{"ready":true}`, output
  * chunks `{"out":"stdout","b64":...}`, progress events, and finally
  * `{"result":...}` or `{"error":{...}}`. Mounts made here vanish with the
- * namespace when the worker exits, whatever happens.
+ * namespace when the worker exits, whatever happens. SIGINT, SIGTERM and
+ * SIGHUP (a terminal's Ctrl-C reaches the whole process group) abort the
+ * step like the parent's abort line.
  */
 import { createInterface } from 'node:readline';
 import { OcistackError } from '../../errors.js';
@@ -42,6 +44,11 @@ lines.on('line', (line) => {
 });
 // The parent is gone (killed, crashed): stop the step and clean up, as on an abort.
 lines.on('close', () => ac.abort('the parent process went away'));
+// Ctrl-C in a terminal signals the whole process group, this worker too:
+// dying of it (node's default) would leave runc, the step's processes and
+// the step dir behind. Stop and clean up as on the parent's abort instead;
+// the parent, signalled alike, reports the interruption.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => ac.abort(`received ${sig}`));
 send({ ready: true });
 
 async function run(j: WorkerJob): Promise<void> {
