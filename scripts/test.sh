@@ -88,11 +88,12 @@ fi
 # Every command a test or helper spawns is here (grep the tests for run(,
 # execFileSync(, spawn( and sh(` when adding one): GNU tar with --zstd needs
 # zstd, tar -j/-J need bzip2/xz, layer.test.ts pipes through sha256sum, the
-# differential suite reads xattrs with getfattr and its own test uses mknod/setfattr.
+# differential suite reads xattrs with getfattr and its own test uses mknod/setfattr;
+# debootstrap (and chroot) make the Debian base images of run-realistic.test.ts.
 REQUIRED="docker-registry:docker-registry skopeo:skopeo umoci:umoci runc:runc buildah:buildah
 busybox-static:- nginx-light:nginx apache2-utils:htpasswd openssl:openssl uidmap:newuidmap
 bzip2:bzip2 xz-utils:xz libcap2-bin:setcap libcap2-bin:getcap zstd:zstd gzip:gzip tar:tar
-coreutils:sha256sum coreutils:mknod attr:getfattr attr:setfattr openssh-client:ssh-agent"
+coreutils:sha256sum coreutils:mknod coreutils:chroot attr:getfattr attr:setfattr openssh-client:ssh-agent debootstrap:debootstrap"
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 missing=()
 for entry in $REQUIRED; do
@@ -181,6 +182,39 @@ fi
 if [ ${#files[@]} -eq 1 ] && [ -z "${files[0]}" ]; then files=(); fi
 nfiles=${#files[@]}
 
+# --- Debian base images (run-realistic.test.ts) ----------------------------------
+# A cold debootstrap takes minutes (cached afterwards in /var/cache/ocistack-test),
+# more than one test file's time limit should absorb. So the images are made in
+# the background while the other files run, the files that need them go last,
+# and they start only once it has finished (its log is shown then). The helper
+# takes a lock per image, so a test file started anyway would wait, not redo it.
+prep_pid=
+prep_log="$logdir/debian-bases.log"
+needs_debian() { [[ "$1" == *run-realistic.test.js ]]; }
+if [ ${#files[@]} -gt 0 ]; then
+  later=()
+  others=()
+  for f in "${files[@]}"; do
+    if needs_debian "$f"; then later+=("$f"); else others+=("$f"); fi
+  done
+  if [ ${#later[@]} -gt 0 ]; then
+    files=("${others[@]+"${others[@]}"}" "${later[@]}")
+    section "making the Debian base images in the background (debootstrap; cached in ${OCISTACK_TEST_IMAGE_CACHE:-/var/cache/ocistack-test})"
+    # setsid: its own process group, so Ctrl-C can stop debootstrap with it.
+    setsid node --enable-source-maps dist/test/helpers/prepare-debian-bases.js >"$prep_log" 2>&1 &
+    prep_pid=$!
+  fi
+fi
+# Wait for the background image step (once) and show what it said.
+finish_prep() {
+  [ -n "$prep_pid" ] || return 0
+  local code=0 t0=$SECONDS
+  wait "$prep_pid" || code=$?
+  prep_pid=
+  section "Debian base images (exit code $code; waited $((SECONDS - t0)) s for them)"
+  cat "$prep_log"
+}
+
 # Remove what a test file left behind: its process group and its runc containers.
 reap() {
   local pgid=$1 run_id=$2
@@ -199,7 +233,7 @@ reap() {
 # helpers create.
 declare -A running=()
 # The test files run in their own sessions, so Ctrl-C does not reach them: kill them ourselves.
-trap 'for p in "${!running[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done; exit 130' INT TERM
+trap 'for p in "${!running[@]}" ${prep_pid:+"$prep_pid"}; do kill -KILL -- "-$p" 2>/dev/null || true; done; exit 130' INT TERM
 start_file() {
   local i=$1 limit=$file_timeout left=$((budget - SECONDS))
   if [ "$left" -lt "$limit" ]; then limit=$left; fi
@@ -263,6 +297,7 @@ section "running ${#files[@]} test files, $jobs at a time"
 next=0
 while [ "$next" -lt ${#files[@]} ] || [ ${#running[@]} -gt 0 ]; do
   while [ "$next" -lt ${#files[@]} ] && [ ${#running[@]} -lt "$jobs" ]; do
+    if needs_debian "${files[$next]}"; then finish_prep; fi
     if [ $((budget - SECONDS)) -le 10 ]; then
       failed=$((failed + 1))
       problems+=("${files[$next]}: not run, the ${budget}s time budget (OCISTACK_TEST_BUDGET) was used up")
@@ -284,6 +319,7 @@ while [ "$next" -lt ${#files[@]} ] || [ ${#running[@]} -gt 0 ]; do
   finish_file "$i" "$done_pid" "$code"
 done
 
+finish_prep
 layer_audit_run
 print_summary
 if [ "$failed" -gt 0 ] || [ "$passed" -eq 0 ]; then

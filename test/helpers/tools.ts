@@ -20,7 +20,8 @@ export type ToolName =
   | 'nginx'
   | 'openssl'
   | 'htpasswd'
-  | 'busybox';
+  | 'busybox'
+  | 'debootstrap';
 
 /** Debian package that provides each tool (for the error hint). */
 const PACKAGE_OF: Record<ToolName, string> = {
@@ -33,6 +34,7 @@ const PACKAGE_OF: Record<ToolName, string> = {
   openssl: 'openssl',
   htpasswd: 'apache2-utils',
   busybox: 'busybox-static',
+  debootstrap: 'debootstrap',
 };
 
 /** Raised when a required command is not installed. Tests must fail on it, never skip. */
