@@ -62,6 +62,15 @@ export { createRenderer, formatPlain } from './progress/render.js';
 export type { ProgressMode } from './progress/render.js';
 export type { ProgressEvent, ProgressListener } from './progress/events.js';
 
+// IDPBuilder stacks: the model of a stack directory, digest pinning
+export { discoverStack } from './stack/discover.js';
+export type { DiscoverStackOptions } from './stack/discover.js';
+export { pinReferences, writePins } from './stack/pin.js';
+export type { PinnedReference, WritePinsResult } from './stack/pin.js';
+export type {
+  StackModel, StackApp, StackImage, ManifestReference, StackLocation, StackWarning, ReferenceSource, ReferenceEdit, TextSpan,
+} from './stack/types.js';
+
 // errors
 export { OcistackError, UsageError, isOcistackError } from './errors.js';
 export type { SourceLocation, ErrorDetails } from './errors.js';

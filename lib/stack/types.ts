@@ -25,6 +25,41 @@ export interface StackApp {
   name: string;
   /** The directories its `cnoe://` URLs point at (absolute, existing directories). */
   cnoeDirs: { dir: string; location: StackLocation }[];
+  /**
+   * Helm values files its cnoe sources name in `helm.valueFiles` (absolute;
+   * `$ref/...` resolved through the source with that `ref`). Only files that exist.
+   */
+  valueFiles?: { file: string; location: StackLocation }[];
+}
+
+/** Character offsets (UTF-16, as JavaScript strings index) into a file's text. */
+export interface TextSpan {
+  start: number;
+  end: number;
+}
+
+/**
+ * How `writePins` puts a digest into a reference's file (lib/stack/pin.ts):
+ *  - `reference`: replace `span` (the whole `registry/repo[:tag][@digest]` text);
+ *  - `tag`: replace the Helm `tag:` value at `span` with `TAG@DIGEST`;
+ *  - `digest`: replace the kustomization `digest:` value at `span`;
+ *  - `insert-digest`: insert `\n<indent>digest: DIGEST` at offset `at` (kustomization entry without one);
+ *  - `none`: cannot be pinned in place (`reason` says why).
+ */
+export type ReferenceEdit =
+  | { kind: 'reference'; span: TextSpan }
+  | { kind: 'tag'; span: TextSpan; tag: string }
+  | { kind: 'digest'; span: TextSpan }
+  | { kind: 'insert-digest'; at: number; indent: string }
+  | { kind: 'none'; reason: string };
+
+/** Where a reference sits in the bytes of its file when it was scanned (what `writePins` checks and edits). */
+export interface ReferenceSource {
+  /** sha256 (hex) of the whole file as scanned: a file changed since is refused. */
+  fileSha256: string;
+  /** Offsets of `text`. */
+  span: TextSpan;
+  edit: ReferenceEdit;
 }
 
 /** A reference to an image of the stack's registry found in a Kubernetes/kustomize/Helm file. */
@@ -40,6 +75,8 @@ export interface ManifestReference {
   digest?: string;
   /** Where it was found. */
   kind: 'manifest' | 'kustomization' | 'helm-values';
+  /** Set by the scanner (lib/stack/references.ts); needed by `writePins`. */
+  source?: ReferenceSource;
 }
 
 /** One buildable image of the stack. */
