@@ -38,6 +38,13 @@ export { parseReference } from './registry/reference.js';
 export type { ImageReference } from './registry/reference.js';
 export type { RegistryOptions, Credentials, RetryPolicy } from './registry/types.js';
 
+// IDPBuilder stacks: where the stack's Gitea is and how to reach it
+export { resolveGiteaTarget, resolveGiteaAccess } from './stack/cluster.js';
+export type { ResolveGiteaTargetOptions, ResolveGiteaAccessOptions } from './stack/cluster.js';
+export { checkGiteaAccess } from './stack/check.js';
+export type { CheckGiteaAccessOptions } from './stack/check.js';
+export type { GiteaTarget, GiteaAccess } from './stack/types.js';
+
 // layouts and archives
 export { writeOciLayout, readOciLayout } from './image/layout.js';
 export type { WriteOciLayoutOptions, ReadOciLayoutOptions, ReadOciLayoutResult } from './image/layout.js';

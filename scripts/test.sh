@@ -125,6 +125,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# --- IDPBuilder's host names ----------------------------------------------------
+# The stack tests serve their registry under the names idpbuilder gives Gitea,
+# gitea.cnoe.localtest.me and cnoe.localtest.me (test/helpers/gitea-registry.ts).
+# Public DNS maps localtest.me to 127.0.0.1, but CI and sandboxes may have no
+# DNS: add them to /etc/hosts when they do not resolve (once; as root only,
+# the helper says what to add otherwise).
+idp_names="gitea.cnoe.localtest.me cnoe.localtest.me"
+for name in $idp_names; do
+  if ! getent ahostsv4 "$name" 2>/dev/null | grep -q '^127\.0\.0\.1 '; then
+    if [ "$(id -u)" -eq 0 ] && [ -w /etc/hosts ]; then
+      say "adding \"127.0.0.1 $idp_names\" to /etc/hosts"
+      printf '127.0.0.1 %s\n' "$idp_names" >>/etc/hosts
+    else
+      say "warning: $name does not resolve to 127.0.0.1; the stack tests will ask for \"127.0.0.1 $idp_names\" in /etc/hosts"
+    fi
+    break
+  fi
+done
+
 # --- node dependencies ---------------------------------------------------------
 stamp=node_modules/.package-lock.json
 if [ ! -d node_modules ] || [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then

@@ -78,7 +78,9 @@ export function tlsPolicyFor(registry: string, opts: RegistryOptions = {}): TlsP
       });
     }
   }
-  const dirs = [...(opts.certDir ? [opts.certDir] : []), ...defaultCertDirs(opts.env)];
+  // A Set: a certDir that is also a default one (the stack's kept Gitea
+  // certificate) is read once, not trusted twice.
+  const dirs = [...new Set([...(opts.certDir ? [path.resolve(opts.certDir)] : []), ...defaultCertDirs(opts.env).map((d) => path.resolve(d))])];
   for (const d of dirs) {
     // certs.d is keyed by host:port, and by bare host for port 443.
     readCertsDir(path.join(d, registry), policy);

@@ -132,6 +132,17 @@ export interface GiteaTarget {
   owner: string;
   /** Where host/port/path routing came from. */
   source: 'flags' | 'cluster' | 'defaults';
+  /**
+   * idpbuilder's --protocol: `http` makes the registry plain HTTP (no
+   * certificate). Absent means `https`, idpbuilder's default.
+   */
+  protocol?: 'https' | 'http';
+  /**
+   * Why that source, for verbose output: e.g. `localbuild localdev`,
+   * `kubectl is not installed`, `kubectl: The connection to the server
+   * localhost:8080 was refused ...`.
+   */
+  sourceDetail?: string;
 }
 
 /** Everything needed to push to the stack's Gitea, and where each part came from (never the secret itself). */
@@ -146,6 +157,12 @@ export interface GiteaAccess {
   trustSource: string;
   /** One-line warnings to print (e.g. TLS verification skipped for the Gitea host). */
   warnings: string[];
+  /**
+   * The credential sources tried before `credentialSource` and why each gave
+   * nothing (e.g. `idpbuilder get secrets: idpbuilder is not installed`), so
+   * an error can say what was looked at. Never a secret.
+   */
+  credentialsTried?: string[];
 }
 
 /** The outcome for one image of a batch. */

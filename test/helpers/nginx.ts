@@ -35,6 +35,12 @@ export interface ProxyOptions {
    * reached this host. Test secrets only.
    */
   logAuthorization?: boolean;
+  /**
+   * Like IDPBuilder's ingress with `--use-path-routing`: only `/v2` goes to
+   * the registry (Gitea); every other path answers 404, as the other apps
+   * sharing the host would.
+   */
+  pathRouting?: boolean;
 }
 
 export interface NginxProxyConfig extends ProxyOptions {
@@ -124,9 +130,12 @@ ${cfg.logAuthorization ? `  log_format with_auth '$remote_addr "$request_method 
     location = /__ocistack_generation { return 200 "${generation}"; }
 ${token}
 ${faultLocations}
-    location / {
+${cfg.pathRouting ? `    location /v2 {
       ${proxyDirectives(cfg.upstream)}
     }
+    location / { return 404 "not the registry: with path routing only /v2 goes to Gitea"; }` : `    location / {
+      ${proxyDirectives(cfg.upstream)}
+    }`}
   }
 }
 `;

@@ -43,10 +43,16 @@ export interface StartRegistryOptions {
   password?: string;
   /** Token lifetime for `auth: 'token'`, seconds. Default 3600. */
   tokenTtlSeconds?: number;
+  /**
+   * Host name in `host`, `url` and the token realm (default `localhost`),
+   * e.g. `gitea.cnoe.localtest.me` for an IDPBuilder-like registry; it must
+   * resolve to 127.0.0.1 (see gitea-registry.ts) and be in the certificate.
+   */
+  hostname?: string;
 }
 
 export interface TestRegistry {
-  /** `localhost:PORT` — what image references use (the proxy's when there is one). */
+  /** `HOSTNAME:PORT` (default `localhost:PORT`) — what image references use (the proxy's when there is one). */
   host: string;
   /** `https://localhost:PORT` (or http:// without TLS). */
   url: string;
@@ -142,6 +148,7 @@ function renderRegistryConfig(p: {
 /** Start a registry (and its token issuer / proxy) and wait until `/v2/` answers. */
 export async function startRegistry(opts: StartRegistryOptions = {}): Promise<TestRegistry> {
   const auth = opts.auth ?? 'none';
+  const hostname = opts.hostname ?? 'localhost';
   const tls = opts.tls ?? true;
   if (!tls && opts.proxy) throw new Error('startRegistry: a proxy needs tls');
   // Gitea serves its token realm on the registry's own host:port; docker-registry
@@ -188,7 +195,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     daemons.push(issuer);
     await waitForHttps(`https://127.0.0.1:${issuerPort}/`, certs.caFile, (s) => s === 404, issuer);
     // Like Gitea, the realm is on the same host:port as the registry (nginx routes it).
-    const realm = `https://localhost:${proxyPort ?? issuerPort}/v2/token`;
+    const realm = `https://${hostname}:${proxyPort ?? issuerPort}/v2/token`;
     token = { realm, service: TOKEN_SERVICE, issuer: TOKEN_ISSUER, requests: () => readRequestLog(tokenLog) };
   }
 
@@ -249,7 +256,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
     throw e;
   }
 
-  const host = `localhost:${proxyPort ?? port}`;
+  const host = `${hostname}:${proxyPort ?? port}`;
   return {
     host,
     url: `${scheme}://${host}`,
