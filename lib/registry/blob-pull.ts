@@ -20,9 +20,46 @@ export function shortId(digest: string): string {
   return digest.slice(7, 19);
 }
 
-/** Pull `desc` from `repository` into `store` unless it is already there. */
+/**
+ * Downloads in flight in this process, by store and digest. Builds that run
+ * at once into one cache (the images of a stack, lib/stack/batch.ts) often
+ * want the same base layers at the same moment: the second waits for the
+ * first download instead of fetching the same bytes again.
+ */
+const inFlight = new Map<string, Promise<void>>();
+
+/** Resolve when `p` settles (either way), or reject at once when `signal` aborts. */
+function settledOrAborted(p: Promise<void>, signal?: AbortSignal): Promise<void> {
+  const settled = p.then(() => undefined, () => undefined);
+  if (!signal) return settled;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    void settled.then(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    });
+  });
+}
+
+/** Pull `desc` from `repository` into `store` unless it is already there (or another pull into the same store is fetching it). */
 export async function pullBlob(client: RegistryClient, repository: string, desc: Descriptor, store: BlobStore, progress: ProgressListener, signal?: AbortSignal): Promise<void> {
   throwIfAborted(signal);
+  const key = `${store.root}\0${desc.digest}`;
+  // After waiting, look again: the other pull may have failed (its own abort,
+  // its registry's error), and then this one fetches the blob itself.
+  for (let running = inFlight.get(key); running; running = inFlight.get(key)) await settledOrAborted(running, signal);
+  const p = fetchBlob(client, repository, desc, store, progress, signal);
+  inFlight.set(key, p);
+  try {
+    await p;
+  } finally {
+    if (inFlight.get(key) === p) inFlight.delete(key);
+  }
+}
+
+async function fetchBlob(client: RegistryClient, repository: string, desc: Descriptor, store: BlobStore, progress: ProgressListener, signal?: AbortSignal): Promise<void> {
   const id = shortId(desc.digest);
   if (await store.has(desc.digest)) {
     progress({ type: 'blob', id, action: 'exists', digest: desc.digest, total: desc.size, current: desc.size, done: true });
