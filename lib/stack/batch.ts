@@ -116,7 +116,7 @@ async function modelAndAccess(opts: StackOptions, purpose: GiteaAccessRequest['p
   return { model, access };
 }
 
-/** The images named in `names` (all when empty), in the model's order; unknown names fail listing the known ones. */
+/** The images named in `names`, in that order (all, in the model's order, when empty); unknown names fail listing the known ones. */
 export function selectImages(model: StackModel, names: string[] = []): StackImage[] {
   if (!names.length) return model.images;
   const known = new Set(model.images.map((i) => i.name));
@@ -128,8 +128,8 @@ export function selectImages(model: StackModel, names: string[] = []): StackImag
       `the stack's images are: ${list} ("ocistack stack list" shows them)`,
     );
   }
-  const wanted = new Set(names);
-  return model.images.filter((i) => wanted.has(i.name));
+  // In the order named: `stack push . db api` builds db first.
+  return [...new Set(names)].map((n) => model.images.find((i) => i.name === n)!);
 }
 
 /** `<registry>/<owner>/<name>:<tag>` for every tag (`tag` replaces the image's own). */
