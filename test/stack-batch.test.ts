@@ -8,7 +8,8 @@
  */
 import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { withRegistry, skopeoInspectArgs, type TestRegistry } from './helpers/registry.js';
 import { busyboxBase, inspectImage, runImage } from './helpers/images.js';
@@ -179,6 +180,21 @@ test('two images FROM the same base into one cache: its layer is downloaded once
   const r = await buildStack(opts(fx.model, { concurrency: 2 }));
   assert.ok(r.ok);
   assert.is(countGets() - before, 1, 'the base layer was fetched once for both images');
+});
+
+test('two images with the same new layer pushed at once: it is uploaded once, the other push mounts it', async () => {
+  const blob = randomBytes(4 << 20);
+  const fx = stackFixture(reg, ['sbu-x', 'sbu-y'].map((name) => ({ name, dockerfile: 'ARG BASE\nFROM ${BASE}\nCOPY big.bin /big.bin\n' })));
+  for (const img of fx.model.images) writeFileSync(join(img.context, 'big.bin'), blob);
+  const layer = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+  const r = await pushStack(opts(fx.model, { concurrency: 2, sourceDateEpoch: 0 }));
+  assert.ok(r.ok, r.images.map((i) => i.error?.message).join('\n'));
+  const pushed = await Promise.all(['sbu-x', 'sbu-y'].map((n) => inspectImage(`${reg.host}/giteaadmin/${n}:latest`, reg)));
+  const shared = pushed[0]!.manifest.layers.at(-1).digest as string;
+  assert.is(pushed[1]!.manifest.layers.at(-1).digest, shared, 'the COPY layer is the same in both images');
+  assert.is.not(shared, layer, 'the layer is a gzip tar, not the file itself');
+  const uploads = reg.logs().split('\n').filter((l) => l.includes('response completed') && l.includes('http.request.method=PUT') && (l.includes(`digest=${shared}`) || l.includes(`digest=${shared.replace(':', '%3A')}`)));
+  assert.is(uploads.length, 1, uploads.join('\n'));
 });
 
 test('listStack: each image with the references it would be pushed as (--tag replaces the tags)', async () => {

@@ -12,6 +12,7 @@ import { openBlobSink } from './blob-sink.js';
 import { networkError, responseError, type RegistryClient } from './client.js';
 import { forEachChunk } from './http.js';
 import { backoffDelay, sleep } from './retry.js';
+import { InFlight } from './in-flight.js';
 
 /** Emit a progress event at most every this many bytes. */
 const PROGRESS_STEP = 1 << 20;
@@ -20,43 +21,13 @@ export function shortId(digest: string): string {
   return digest.slice(7, 19);
 }
 
-/**
- * Downloads in flight in this process, by store and digest. Builds that run
- * at once into one cache (the images of a stack, lib/stack/batch.ts) often
- * want the same base layers at the same moment: the second waits for the
- * first download instead of fetching the same bytes again.
- */
-const inFlight = new Map<string, Promise<void>>();
+/** Downloads in flight, by store and digest (see in-flight.ts). */
+const downloads = new InFlight();
 
-/** Resolve when `p` settles (either way), or reject at once when `signal` aborts. */
-function settledOrAborted(p: Promise<void>, signal?: AbortSignal): Promise<void> {
-  const settled = p.then(() => undefined, () => undefined);
-  if (!signal) return settled;
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
-    void settled.then(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    });
-  });
-}
-
-/** Pull `desc` from `repository` into `store` unless it is already there (or another pull into the same store is fetching it). */
+/** Pull `desc` from `repository` into `store` unless it is already there (or another pull into the same store is fetching it: then after that one). */
 export async function pullBlob(client: RegistryClient, repository: string, desc: Descriptor, store: BlobStore, progress: ProgressListener, signal?: AbortSignal): Promise<void> {
   throwIfAborted(signal);
-  const key = `${store.root}\0${desc.digest}`;
-  // After waiting, look again: the other pull may have failed (its own abort,
-  // its registry's error), and then this one fetches the blob itself.
-  for (let running = inFlight.get(key); running; running = inFlight.get(key)) await settledOrAborted(running, signal);
-  const p = fetchBlob(client, repository, desc, store, progress, signal);
-  inFlight.set(key, p);
-  try {
-    await p;
-  } finally {
-    if (inFlight.get(key) === p) inFlight.delete(key);
-  }
+  return downloads.run(`${store.root}\0${desc.digest}`, signal, () => fetchBlob(client, repository, desc, store, progress, signal));
 }
 
 async function fetchBlob(client: RegistryClient, repository: string, desc: Descriptor, store: BlobStore, progress: ProgressListener, signal?: AbortSignal): Promise<void> {
