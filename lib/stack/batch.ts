@@ -8,7 +8,8 @@
  * start. Images build `concurrency` at a time with lib/build's `build()`,
  * all into one cache directory, so a base two images share is pulled once
  * (the blob store keeps it, and a blob two builds want at the same moment is
- * downloaded once: lib/registry/blob-pull.ts). One image failing does not
+ * downloaded once, a shared new layer uploaded once: lib/registry/in-flight.ts).
+ * One image failing does not
  * stop the others unless `failFast`; a failed build pushes no tag (build()
  * pushes only after every stage succeeded).
  *
