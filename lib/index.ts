@@ -6,6 +6,15 @@
  * under lib/ is internal: import it by path only in this repository's tests.
  */
 
+// IDPBuilder stacks: every image of a stack directory, built and pushed to its Gitea
+export { listStack, buildStack, pushStack } from './stack/batch.js';
+export type { StackOptions, StackBuildOptions, StackListing, StackListEntry } from './stack/batch.js';
+export type { GiteaAccessRequest, ResolveGiteaAccess, DiscoverStackRequest, DiscoverStack, StackPin, WritePins } from './stack/providers.js';
+export type {
+  StackModel, StackApp, StackImage, StackLocation, StackWarning, ManifestReference,
+  GiteaAccess, GiteaTarget, StackResult, StackImageResult,
+} from './stack/types.js';
+
 // build
 export { build } from './build/build.js';
 export type { BuildOptions, BuildResult, BuildOutput } from './build/options.js';

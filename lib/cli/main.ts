@@ -49,7 +49,16 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
     return 2;
   }
   // Only the command being run is imported (start-up time of every invocation).
-  const cmd: CliCommand = await entry.load();
+  return runCommand(await entry.load(), rest, fullIo);
+}
+
+/**
+ * Run one command: its `--help`, or its `run` with errors printed the same
+ * way for every command (`error: WHERE: MESSAGE`, `hint: ...`) and mapped to
+ * exit codes. Tests run a command built with their own dependencies through
+ * this (lib/cli/commands/stack.ts's `stackCommand`).
+ */
+export async function runCommand(cmd: CliCommand, rest: string[], fullIo: CliIO): Promise<number> {
   if (rest.includes('--help') || rest.includes('-h')) {
     fullIo.stdout.write(cmd.help.endsWith('\n') ? cmd.help : `${cmd.help}\n`);
     return 0;

@@ -12,6 +12,7 @@ import { openBlobSink } from './blob-sink.js';
 import { networkError, responseError, type RegistryClient } from './client.js';
 import { forEachChunk } from './http.js';
 import { backoffDelay, sleep } from './retry.js';
+import { InFlight } from './in-flight.js';
 
 /** Emit a progress event at most every this many bytes. */
 const PROGRESS_STEP = 1 << 20;
@@ -20,9 +21,16 @@ export function shortId(digest: string): string {
   return digest.slice(7, 19);
 }
 
-/** Pull `desc` from `repository` into `store` unless it is already there. */
+/** Downloads in flight, by store and digest (see in-flight.ts). */
+const downloads = new InFlight();
+
+/** Pull `desc` from `repository` into `store` unless it is already there (or another pull into the same store is fetching it: then after that one). */
 export async function pullBlob(client: RegistryClient, repository: string, desc: Descriptor, store: BlobStore, progress: ProgressListener, signal?: AbortSignal): Promise<void> {
   throwIfAborted(signal);
+  return downloads.run(`${store.root}\0${desc.digest}`, signal, () => fetchBlob(client, repository, desc, store, progress, signal));
+}
+
+async function fetchBlob(client: RegistryClient, repository: string, desc: Descriptor, store: BlobStore, progress: ProgressListener, signal?: AbortSignal): Promise<void> {
   const id = shortId(desc.digest);
   if (await store.has(desc.digest)) {
     progress({ type: 'blob', id, action: 'exists', digest: desc.digest, total: desc.size, current: desc.size, done: true });

@@ -17,6 +17,7 @@ import type { BlobStore } from '../image/store.js';
 import type { Descriptor } from '../image/types.js';
 import type { ProgressListener } from '../progress/events.js';
 import { forgetBlob, knownBlobHome, rememberBlob } from './blob-homes.js';
+import { InFlight } from './in-flight.js';
 import { shortId } from './blob-pull.js';
 import { networkError, responseError, type RegistryClient, type Response } from './client.js';
 import { backoffDelay, isRetryableStatus, retryAfterMs, sleep } from './retry.js';
@@ -60,8 +61,21 @@ export async function blobExists(client: RegistryClient, repository: string, des
   throw await responseError(client.registry, res, `cannot check blob ${desc.digest} in ${client.registry}/${repository}`);
 }
 
-/** Push one blob (config or layer) unless the repository has it. */
+/** Uploads in flight, by registry and digest (see in-flight.ts). */
+const uploads = new InFlight();
+
+/**
+ * Push one blob (config or layer) unless the repository has it. While
+ * another push in this process sends the same blob to the same registry
+ * (another image of a stack, other repository), wait for it: then the blob
+ * exists or is mounted from that repository instead of uploaded twice.
+ */
 export async function pushBlob(ctx: BlobPushContext, desc: Descriptor): Promise<void> {
+  throwIfAborted(ctx.signal);
+  return uploads.run(`${ctx.client.registry}\0${desc.digest}`, ctx.signal, () => pushBlobOnce(ctx, desc));
+}
+
+async function pushBlobOnce(ctx: BlobPushContext, desc: Descriptor): Promise<void> {
   const { client, repository, progress } = ctx;
   const id = shortId(desc.digest);
   const scopes = [`repository:${repository}:pull,push`];

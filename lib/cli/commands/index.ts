@@ -15,6 +15,7 @@ export interface CommandEntry {
 }
 
 export const commandEntries: CommandEntry[] = [
+  { name: 'stack', load: async () => (await import('./stack.js')).command },
   { name: 'build', load: async () => (await import('./build.js')).command },
   { name: 'plan', load: async () => (await import('./plan.js')).command },
   { name: 'push', load: async () => (await import('./push.js')).command },
