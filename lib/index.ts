@@ -10,10 +10,7 @@
 export { listStack, buildStack, pushStack } from './stack/batch.js';
 export type { StackOptions, StackBuildOptions, StackListing, StackListEntry } from './stack/batch.js';
 export type { GiteaAccessRequest, ResolveGiteaAccess, DiscoverStackRequest, DiscoverStack, StackPin, WritePins } from './stack/providers.js';
-export type {
-  StackModel, StackApp, StackImage, StackLocation, StackWarning, ManifestReference,
-  GiteaAccess, GiteaTarget, StackResult, StackImageResult,
-} from './stack/types.js';
+export type { StackResult, StackImageResult } from './stack/types.js';
 
 // build
 export { build } from './build/build.js';

@@ -54,39 +54,35 @@ export interface StackPin {
 
 export type WritePins = (pins: StackPin[]) => Promise<void>;
 
-// INTEGRATION (lead): the modules below are written on other branches
-// (stackcore: discover.ts, pin.ts; stackcluster: cluster.ts). Once merged,
-// replace each computed specifier by the literal `import('./discover.js')`
-// etc. (the import-graph test then sees the edge) and the export names by the
-// ones those modules use. The specifiers are computed only so this branch
-// compiles without them.
-const DISCOVER_MODULE = './discover.js';
-const CLUSTER_MODULE = './cluster.js';
-const PIN_MODULE = './pin.js';
-
-async function load<T>(spec: string, name: string, what: string): Promise<T> {
-  let mod: Record<string, unknown>;
+// The real modules load on first use (a `stack list` never loads credential
+// code, and no stack code loads for other commands).
+async function loadModule<T>(load: () => Promise<T>, what: string): Promise<T> {
   try {
-    mod = (await import(spec)) as Record<string, unknown>;
+    return await load();
   } catch (e) {
-    throw new OcistackError(`${what} is not available in this build of ocistack (${spec} did not load)`, {
+    throw new OcistackError(`${what} is not available in this build of ocistack`, {
       code: 'STACK_MODULE_MISSING',
       hint: 'reinstall ocistack; library callers can pass the function explicitly',
       cause: e,
     });
   }
-  const fn = mod[name];
-  if (typeof fn !== 'function') {
-    throw new OcistackError(`${what}: ${spec} has no function ${name}`, { code: 'STACK_MODULE_MISSING', hint: 'reinstall ocistack' });
-  }
-  return fn as T;
 }
 
 export const defaultResolveGiteaAccess: ResolveGiteaAccess = async (req) =>
-  (await load<ResolveGiteaAccess>(CLUSTER_MODULE, 'resolveGiteaAccess', 'finding the Gitea registry and its credentials'))(req);
+  (await loadModule(() => import('./cluster.js'), 'finding the Gitea registry and its credentials')).resolveGiteaAccess(req);
 
+/** Discovery matches the stack's references against the one registry the batch pushes to. */
 export const defaultDiscoverStack: DiscoverStack = async (req) =>
-  (await load<DiscoverStack>(DISCOVER_MODULE, 'discoverStack', 'stack discovery'))(req);
+  (await loadModule(() => import('./discover.js'), 'stack discovery')).discoverStack({ dir: req.dir, registries: [req.target.registry] });
 
-export const defaultWritePins: WritePins = async (pins) =>
-  (await load<WritePins>(PIN_MODULE, 'writePins', 'rewriting references (--pin --write)'))(pins);
+/** pin.ts wants the image and digest of each pin: both are in the pinned reference (`registry/giteaadmin/NAME[:tag]@DIGEST`). */
+export const defaultWritePins: WritePins = async (pins) => {
+  const { writePins } = await loadModule(() => import('./pin.js'), 'rewriting references (--pin --write)');
+  await writePins(
+    pins.map((p) => {
+      const at = p.pinned.lastIndexOf('@');
+      const image = p.reference.repository.replace(/^[^/]+\//, '');
+      return { reference: p.reference, image, digest: p.pinned.slice(at + 1), pinned: p.pinned };
+    }),
+  );
+};
