@@ -13,8 +13,8 @@ export type { GiteaAccessRequest, ResolveGiteaAccess, DiscoverStackRequest, Disc
 export type { StackResult, StackImageResult } from './stack/types.js';
 
 // build
-export { build } from './build/build.js';
-export type { BuildOptions, BuildResult, BuildOutput } from './build/options.js';
+export { build } from './engine/build.js';
+export type { BuildOptions, BuildResult, BuildOutput } from './engine/options.js';
 export { noExecutor } from './executor/none.js';
 export { selectExecutor } from './executor/select.js';
 export type { Executor, RunRequest, RunResult, RunMount as ExecutorMount, RunMountSource, ContextMountEntry, LayerChain, RunProcess } from './executor/types.js';

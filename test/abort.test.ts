@@ -13,7 +13,7 @@ import { OcistackError } from '../lib/errors.js';
 import { BlobStore } from '../lib/image/store.js';
 import { writeLayer } from '../lib/layer/write.js';
 import { pullImage, pushImage } from '../lib/registry/index.js';
-import { build } from '../lib/build/build.js';
+import { build } from '../lib/engine/build.js';
 import { registeredTemps } from '../lib/temp-files.js';
 import { makeRandomImage } from './helpers/random-image.js';
 import { skopeoInspectArgs, withRegistry } from './helpers/registry.js';

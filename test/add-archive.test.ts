@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { build } from '../lib/build/build.js';
+import { build } from '../lib/engine/build.js';
 import { OcistackError } from '../lib/errors.js';
 import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
 

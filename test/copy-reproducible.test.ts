@@ -10,7 +10,7 @@ import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { build } from '../lib/build/build.js';
+import { build } from '../lib/engine/build.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { busyboxBase } from './helpers/images.js';
 import { makeTempDir } from './helpers/tools.js';

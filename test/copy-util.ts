@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { BlobStore } from '../lib/image/store.js';
 import type { Digest } from '../lib/image/types.js';
 import type { CopyFields } from '../lib/dockerfile/types.js';
-import type { CopyInstruction } from '../lib/build/copy.js';
+import type { CopyInstruction } from '../lib/engine/copy.js';
 import { openImageFs, writeLayer, type ImageFs } from '../lib/layer/index.js';
 import type { LayerEntry } from '../lib/layer/types.js';
 

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
-import { copyLayer, type CopyInstruction } from '../lib/build/copy.js';
+import { copyLayer, type CopyInstruction } from '../lib/engine/copy.js';
 import { openContext, FsContextSource, BuildContext, IgnoreMatcher } from '../lib/context/index.js';
 import { OcistackError } from '../lib/errors.js';
 import { BlobStore } from '../lib/image/store.js';

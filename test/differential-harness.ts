@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from '../lib/build/build.js';
+import { build } from '../lib/engine/build.js';
 import { startRegistry, type TestRegistry } from './helpers/registry.js';
 import { busyboxBase, busyboxLayout, buildahBuild } from './helpers/images.js';
 import { makeTempDir, requireTool, run, runOk } from './helpers/tools.js';

@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
-import { build } from '../lib/build/build.js';
+import { build } from '../lib/engine/build.js';
 import { OcistackError } from '../lib/errors.js';
 import { ocistack } from './helpers/cli.js';
 import { makeTempDir } from './helpers/tools.js';

@@ -11,7 +11,7 @@ import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { build } from '../lib/build/build.js';
+import { build } from '../lib/engine/build.js';
 import { OcistackError } from '../lib/errors.js';
 import { BlobStore } from '../lib/image/store.js';
 import { pullImage, pushImage, type RegistryOptions } from '../lib/registry/index.js';

@@ -25,7 +25,7 @@ import { cacheMountDir } from '../lib/executor/runc/step-mounts.js';
 import { BUSYBOX_PATH } from './helpers/images.js';
 import { makeTempDir, requireTool } from './helpers/tools.js';
 import { openContext } from '../lib/context/index.js';
-import { contextMountSource } from '../lib/build/run-mount-source.js';
+import { contextMountSource } from '../lib/engine/run-mount-source.js';
 import { packSshAdd, startTestAgent, type TestAgent } from './helpers/ssh-agent.js';
 
 let chain: LayerChain;

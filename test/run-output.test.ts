@@ -6,7 +6,7 @@
 import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
-import { RunOutput, MAX_LINE_CHARS } from '../lib/build/run-output.js';
+import { RunOutput, MAX_LINE_CHARS } from '../lib/engine/run-output.js';
 import type { ProgressEvent } from '../lib/progress/events.js';
 
 function collect(): { events: Extract<ProgressEvent, { type: 'output' }>[]; listener: (e: ProgressEvent) => void } {

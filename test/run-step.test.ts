@@ -15,7 +15,7 @@ import * as assert from 'uvu/assert';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { build } from '../lib/build/build.js';
+import { build } from '../lib/engine/build.js';
 import { abortError } from '../lib/abort.js';
 import { OcistackError } from '../lib/errors.js';
 import { BlobStore } from '../lib/image/store.js';

@@ -24,7 +24,7 @@ import { APP_USER, busyboxLayout } from './helpers/images.js';
 import { ensureRootlessUser, ROOTLESS_RANGE } from './helpers/rootless-user.js';
 import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
 import { openContext } from '../lib/context/index.js';
-import { contextMountSource } from '../lib/build/run-mount-source.js';
+import { contextMountSource } from '../lib/engine/run-mount-source.js';
 import { packSshAdd, startTestAgent } from './helpers/ssh-agent.js';
 
 let store: BlobStore;

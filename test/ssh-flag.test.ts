@@ -1,5 +1,5 @@
 /**
- * `ocistack build --ssh` values (lib/build/ssh.ts): `default` and a bare id
+ * `ocistack build --ssh` values (lib/engine/ssh.ts): `default` and a bare id
  * are $SSH_AUTH_SOCK, `ID=SOCKET` a named socket; anything that is not one
  * existing Unix socket is a usage error (exit 2) saying what to do.
  */
@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
-import { parseSshFlag } from '../lib/build/ssh.js';
+import { parseSshFlag } from '../lib/engine/ssh.js';
 import { UsageError } from '../lib/errors.js';
 import { makeTempDir } from './helpers/tools.js';
 

@@ -10,7 +10,7 @@
  * `ocistack.pushed` (references pushed). buildx's `buildx.build.ref` and
  * `buildx.build.provenance` have no equivalent here and are left out.
  */
-import type { BuildResult } from '../build/options.js';
+import type { BuildResult } from '../engine/options.js';
 
 export function buildMetadata(result: BuildResult): Record<string, unknown> {
   const meta: Record<string, unknown> = {

@@ -5,7 +5,7 @@
  * First the access (where the images go) and the model (what the stack
  * holds) are had, from the caller or from the other stack modules
  * (providers.ts), and every reference is checked; only then does any build
- * start. Images build `concurrency` at a time with lib/build's `build()`,
+ * start. Images build `concurrency` at a time with lib/engine's `build()`,
  * all into one cache directory, so a base two images share is pulled once
  * (the blob store keeps it, and a blob two builds want at the same moment is
  * downloaded once, a shared new layer uploaded once: lib/registry/in-flight.ts).
@@ -20,9 +20,9 @@
  */
 import pLimit from 'p-limit';
 import { abortError, throwIfAborted } from '../abort.js';
-import { build as defaultBuild } from '../build/build.js';
-import type { BuildOptions, BuildResult } from '../build/options.js';
-import type { BuildSecret } from '../build/secrets.js';
+import { build as defaultBuild } from '../engine/build.js';
+import type { BuildOptions, BuildResult } from '../engine/options.js';
+import type { BuildSecret } from '../engine/secrets.js';
 import { OcistackError, UsageError } from '../errors.js';
 import { selectExecutor } from '../executor/select.js';
 import type { Executor } from '../executor/types.js';
@@ -88,7 +88,7 @@ export interface StackBuildOptions extends StackOptions {
   /** Every image's progress, each event prefixed with `[name] ` (progress-prefix.ts). */
   onProgress?: ProgressListener;
   /**
-   * The build function (default lib/build's `build`). A hook for issue 11
+   * The build function (default lib/engine's `build`). A hook for issue 11
    * (a build that shares a step cache across the images) and for embedders.
    */
   build?: (opts: BuildOptions) => Promise<BuildResult>;

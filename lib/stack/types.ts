@@ -6,7 +6,7 @@
  *   batch.ts                                 -> StackResult  (build/push every image)
  *
  * Data flows one way: the model and the access are computed first (no build
- * work before every name is checked), then the batch builds with lib/build.
+ * work before every name is checked), then the batch builds with lib/engine.
  */
 import type { Credentials, RegistryOptions } from '../registry/types.js';
 
@@ -151,7 +151,7 @@ export interface GiteaAccess {
   credentials?: Credentials;
   /** e.g. `--creds`, `OCISTACK_USERNAME/OCISTACK_PASSWORD`, `idpbuilder get secrets`, `kubectl secret gitea/gitea-credential`, `auth file ~/.config/ocistack/auth.json`, `none`. */
   credentialSource: string;
-  /** Registry options for lib/build and lib/registry (caFile / certDir / insecureRegistries for the Gitea host only, credentialsByHost). */
+  /** Registry options for lib/engine and lib/registry (caFile / certDir / insecureRegistries for the Gitea host only, credentialsByHost). */
   registry: RegistryOptions;
   /** e.g. `--ca-file`, `kubectl secret ingress-nginx/idpbuilder-cert`, `cached ~/.config/ocistack/certs.d/...`, `--insecure`, `verification skipped`. */
   trustSource: string;

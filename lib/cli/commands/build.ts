@@ -6,19 +6,19 @@
 import * as path from 'node:path';
 import { throwIfAborted } from '../../abort.js';
 import { UsageError } from '../../errors.js';
-import { build } from '../../build/build.js';
-import type { BuildOutput } from '../../build/options.js';
-import { parseEpoch } from '../../build/time.js';
+import { build } from '../../engine/build.js';
+import type { BuildOutput } from '../../engine/options.js';
+import { parseEpoch } from '../../engine/time.js';
 import { progressFromFlags } from '../progress-flag.js';
 import { flagBool, flagList, flagString, parseArgs, parseKeyValues, type FlagSpec } from '../args.js';
 import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
 import type { CliCommand, CliIO } from '../types.js';
 import { writeFileAtomic } from '../write-file.js';
 import { buildMetadata } from '../metadata-file.js';
-import { checkFileDest } from '../../build/output-dest.js';
+import { checkFileDest } from '../../engine/output-dest.js';
 import { selectExecutor } from '../../executor/select.js';
-import { parseSecretFlag } from '../../build/secrets.js';
-import { parseSshFlag } from '../../build/ssh.js';
+import { parseSecretFlag } from '../../engine/secrets.js';
+import { parseSshFlag } from '../../engine/ssh.js';
 
 /** `--allow` entitlements, as BuildKit names them. */
 const ENTITLEMENTS = ['security.insecure'];

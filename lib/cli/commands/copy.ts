@@ -11,7 +11,7 @@ import { parseReference } from '../../registry/reference.js';
 import type { Credentials } from '../../registry/types.js';
 import { flagBool, flagString, parseArgs, type FlagSpec, type ParsedArgs } from '../args.js';
 import { parseCreds, registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
-import { checkFileDest } from '../../build/output-dest.js';
+import { checkFileDest } from '../../engine/output-dest.js';
 import type { CliCommand, CliIO } from '../types.js';
 
 export const copyFlagSpecs: FlagSpec[] = [

@@ -8,8 +8,8 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { UsageError } from '../../errors.js';
-import { parseEpoch } from '../../build/time.js';
-import { parseSecretFlag } from '../../build/secrets.js';
+import { parseEpoch } from '../../engine/time.js';
+import { parseSecretFlag } from '../../engine/secrets.js';
 import { selectExecutor } from '../../executor/select.js';
 import type { RegistryOptions } from '../../registry/types.js';
 import { buildStack, listStack, pushStack, type StackBuildOptions } from '../../stack/batch.js';

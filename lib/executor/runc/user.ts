@@ -5,7 +5,7 @@
  * The rules are the OCI runtimes' (as Docker and BuildKit apply them):
  * a numeric uid without a passwd entry runs with gid 0; a name must exist;
  * supplementary groups are the groups listing the user as a member, and
- * only when USER names no group. lib/build/copy-chown.ts resolves --chown
+ * only when USER names no group. lib/engine/copy-chown.ts resolves --chown
  * with different rules (an unknown numeric uid doubles as the gid, no
  * supplementary groups), so it is not reused here.
  */
