@@ -37,7 +37,7 @@ import { selectExecutor } from '../executor/select.js';
 import type { Executor } from '../executor/types.js';
 import { runStep } from './run-step.js';
 import { silent, type ProgressListener } from '../progress/events.js';
-import type { BuildOptions, BuildResult } from './options.js';
+import type { BuildOptions, BuildResult, StepReport } from './options.js';
 import { sourceDateEpochFrom, isoTime } from './time.js';
 import { workdirLayerEntries } from './workdir.js';
 import { checkLayoutDest } from './output-dest.js';
@@ -65,6 +65,8 @@ interface BuildSession {
   images: Map<string, Promise<StageResult>>;
   step: number;
   executor: Executor;
+  /** Finished steps, in the order they finished. */
+  steps: StepReport[];
 }
 
 /**
@@ -119,6 +121,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     images: new Map(),
     step: 0,
     executor,
+    steps: [],
   };
 
   for (const index of plan.order) {
@@ -168,6 +171,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     tags: opts.tags ?? [],
     pushed,
     warnings: plan.warnings,
+    steps: session.steps,
   };
 }
 
@@ -201,15 +205,18 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
     const id = `#${++s.step}`;
     const name = stageLabel(stage) + redactUrlCredentials(instr.original);
     throwIfAborted(s.opts.signal);
+    const started = performance.now();
     s.progress({ type: 'step', id, stage: stage.name, name, status: 'start' });
     try {
       const d = dispatch(instr, state);
       await applyStep(s, stage, result, d, apply, id);
     } catch (e) {
-      s.progress({ type: 'step', id, stage: stage.name, name, status: 'error', error: e instanceof Error ? e.message : String(e) });
+      s.progress({ type: 'step', id, stage: stage.name, name, status: 'error', error: e instanceof Error ? e.message : String(e), durationMs: performance.now() - started });
       throw withLocation(e, instr.location);
     }
-    s.progress({ type: 'step', id, stage: stage.name, name, status: 'done' });
+    const durationMs = performance.now() - started;
+    s.steps.push({ id, stage: stage.name, name, cached: false, durationMs });
+    s.progress({ type: 'step', id, stage: stage.name, name, status: 'done', durationMs });
   }
   return result;
 }

@@ -5,8 +5,32 @@ import type { ProgressListener } from '../progress/events.js';
 import type { RegistryOptions } from '../registry/types.js';
 import type { Diagnostic } from '../dockerfile/types.js';
 
-/** Where a finished image goes besides (or instead of) a registry. */
-export type BuildOutput = { type: 'oci'; dest: string };
+/**
+ * Where a finished image goes besides (or instead of) a registry, as
+ * buildx's `--output`: `oci` (an OCI layout directory, or an OCI archive
+ * when `dest` ends in `.tar`), `docker` (a `docker load` / `kind load
+ * image-archive` tarball), `local` (the final file system, unpacked).
+ */
+export type BuildOutput = { type: 'oci'; dest: string } | { type: 'docker'; dest: string } | { type: 'local'; dest: string };
+
+/** A registry cache (`--cache-to`/`--cache-from type=registry,ref=REF[,mode=max]`). */
+export interface RegistryCache {
+  type: 'registry';
+  ref: string;
+  /** `min` (default): the final image's steps only; `max`: every stage's. Export only. */
+  mode?: 'min' | 'max';
+}
+
+/** One step of a finished build, for `--metadata-file` and reports. */
+export interface StepReport {
+  id: string;
+  stage?: string;
+  /** As shown in progress: `[stage] INSTRUCTION ...` (credentials redacted). */
+  name: string;
+  /** Reused from the instruction cache: nothing ran. */
+  cached: boolean;
+  durationMs: number;
+}
 
 export interface BuildOptions {
   /** Build context directory. */
@@ -61,6 +85,14 @@ export interface BuildOptions {
    * is `$SSH_AUTH_SOCK`). Only the steps that mount one can reach it.
    */
   ssh?: Record<string, string>;
+  /** Ignore the instruction cache (results are still recorded for the next build). */
+  noCache?: boolean;
+  /** Ignore the instruction cache for these stages only (by name or index). */
+  noCacheFilter?: string[];
+  /** Registry caches to read step results from. */
+  cacheFrom?: RegistryCache[];
+  /** Registry caches to write this build's step results to. */
+  cacheTo?: RegistryCache[];
   onProgress?: ProgressListener;
   /** Environment for SOURCE_DATE_EPOCH and registry credentials (default process.env). */
   env?: NodeJS.ProcessEnv;
@@ -83,4 +115,6 @@ export interface BuildResult {
   /** References pushed (empty unless `push`). */
   pushed: string[];
   warnings: Diagnostic[];
+  /** Every step in the order they finished (empty when none ran). */
+  steps: StepReport[];
 }

@@ -4,7 +4,23 @@
  * writes to stdout/stderr by itself.
  */
 export type ProgressEvent =
-  | { type: 'step'; id: string; stage?: string; name: string; status: 'start' | 'done' | 'cached' | 'error'; error?: string }
+  /**
+   * A build step. `start` comes first; then exactly one of `done`, `cached`
+   * (the instruction cache had its result: nothing ran) or `error`.
+   * `index`/`total` place it in its stage (`[stage n/m]`); `durationMs` is
+   * set on the closing event.
+   */
+  | {
+      type: 'step';
+      id: string;
+      stage?: string;
+      name: string;
+      status: 'start' | 'done' | 'cached' | 'error';
+      error?: string;
+      index?: number;
+      total?: number;
+      durationMs?: number;
+    }
   | { type: 'log'; id?: string; stream: 'stdout' | 'stderr'; text: string }
   /** One line a RUN step's process printed (no newline), for step `id`. */
   | { type: 'output'; id: string; stream: 'stdout' | 'stderr'; line: string }
