@@ -23,7 +23,6 @@ import { copyLayer } from './copy.js';
 import { parseReference, pullImage, pushImage } from '../registry/index.js';
 import { withCredentialScope } from '../registry/credential-scope.js';
 import { redactUrlCredentials } from '../redact.js';
-import { writeOciLayout } from '../image/layout.js';
 import { BlobStore } from '../image/store.js';
 import { tagLocalImage } from '../image/local-images.js';
 import { canonicalJson } from '../image/digest.js';
@@ -40,7 +39,7 @@ import { silent, type ProgressListener } from '../progress/events.js';
 import type { BuildOptions, BuildResult, StepReport } from './options.js';
 import { sourceDateEpochFrom, isoTime } from './time.js';
 import { workdirLayerEntries } from './workdir.js';
-import { checkLayoutDest } from './output-dest.js';
+import { checkOutputDests, outputList, writeOutputs } from './outputs.js';
 
 /** A built stage: its config and its layers (aligned with config.rootfs.diff_ids). */
 interface StageResult {
@@ -84,7 +83,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 
   // Bad tags and unusable output destinations fail before any work is done.
   const tagRefs = (opts.tags ?? []).map((t) => parseReference(t));
-  for (const out of opts.output === undefined ? [] : Array.isArray(opts.output) ? opts.output : [opts.output]) await checkLayoutDest(path.resolve(out.dest));
+  const outputs = outputList(opts.output);
+  await checkOutputDests(outputs);
   if (opts.insecure) {
     const hosts = tagRefs.map((r) => r.registry);
     opts = { ...opts, registry: { ...opts.registry, insecureRegistries: [...(opts.registry?.insecureRegistries ?? []), ...hosts] } };
@@ -134,17 +134,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   // Named in the cache too, so `ocistack push REF` finds what `build -t REF` made.
   await tagLocalImage(session.store, image.manifest, tagRefs.map((r) => r.toString()));
 
-  for (const out of opts.output === undefined ? [] : Array.isArray(opts.output) ? opts.output : [opts.output]) {
-    throwIfAborted(signal);
-    await writeOciLayout({
-      dir: path.resolve(out.dest),
-      store: session.store,
-      signal,
-      // Like BuildKit's oci exporter: the ref.name annotation is the tag of the first -t.
-      manifests: [{ descriptor: image.manifest, tag: tagRefs[0] ? tagRefs[0].tag ?? 'latest' : undefined }],
-    });
-    progress({ type: 'info', message: `wrote OCI layout ${out.dest}` });
-  }
+  await writeOutputs({ outputs, store: session.store, manifest: image.manifest, tags: tagRefs, epoch, signal, progress });
 
   let pushed: string[] = [];
   let manifestDigest = image.manifest.digest;

@@ -10,6 +10,14 @@
  *    exists it is a directory, empty or an OCI layout, and writable; else its
  *    nearest existing ancestor is a writable directory (missing parents are
  *    created, as before).
+ *  - an archive file (OCI archive, docker archive; written by temp file +
+ *    rename beside it): when it exists it is a file (replaced whole); missing
+ *    parents are created, so the nearest existing ancestor must be a
+ *    writable directory;
+ *  - a local output directory (the unpacked file system, renamed into
+ *    place whole): missing, or an empty directory; never a directory with
+ *    files in it, since replacing it would delete them (buildx merges into
+ *    it instead: see docs/differences.md).
  * The result of the build can still fail to be written (disk full, a race);
  * these checks only catch what is wrong already.
  */
@@ -69,7 +77,12 @@ export async function checkLayoutDest(dir: string, flag = '--output'): Promise<v
     }
     return;
   }
-  // Missing parents are created: the nearest existing ancestor must be a writable directory.
+  await checkAncestors(dir, flag);
+}
+
+/** Missing parents are created: the nearest existing ancestor of `p` must be a writable directory. */
+async function checkAncestors(p: string, flag: string): Promise<void> {
+  const dir = p;
   let up = path.dirname(dir);
   for (;;) {
     const a = await statOrUndefined(up);
@@ -82,4 +95,29 @@ export async function checkLayoutDest(dir: string, flag = '--output'): Promise<v
     if (next === up) return;
     up = next;
   }
+}
+
+/** `file` (absolute) can take an archive (`what`: "an OCI archive", "a docker archive"): a new file, or an existing one replaced. */
+export async function checkArchiveDest(file: string, what: string, flag = '--output'): Promise<void> {
+  const st = await statOrUndefined(file);
+  if (st) {
+    if (st.isDirectory()) throw destError(`${flag} dest ${file} is a directory, but ${what} is a file`, `name a file, e.g. ${path.join(file, 'image.tar')}`);
+    if (!(await writable(path.dirname(file)))) throw destError(`${flag} dest ${file}: directory ${path.dirname(file)} is not writable`, 'choose a directory you can write to');
+    return;
+  }
+  await checkAncestors(file, flag);
+}
+
+/** `dir` (absolute) can take a local output: missing or an empty directory. */
+export async function checkLocalDest(dir: string, flag = '--output'): Promise<void> {
+  const st = await statOrUndefined(dir);
+  if (st) {
+    if (!st.isDirectory()) throw destError(`${flag} dest ${dir} is an existing file, but a local output is a directory`, 'name a new or empty directory');
+    if ((await fsp.readdir(dir)).length) {
+      throw destError(`${flag} dest ${dir} exists and is not empty; a local output replaces its directory whole and never deletes files it did not write`, `remove it first (rm -rf ${dir}) or name a new directory`);
+    }
+    if (!(await writable(path.dirname(dir)))) throw destError(`${flag} dest ${dir}: directory ${path.dirname(dir)} is not writable`, 'choose a directory you can write to');
+    return;
+  }
+  await checkAncestors(dir, flag);
 }
