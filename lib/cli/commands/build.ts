@@ -15,6 +15,7 @@ import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '
 import type { CliCommand, CliIO } from '../types.js';
 import { writeFileAtomic } from '../write-file.js';
 import { buildMetadata } from '../metadata-file.js';
+import { parseOutputFlag } from '../output-flag.js';
 import { checkFileDest } from '../../engine/output-dest.js';
 import { selectExecutor } from '../../executor/select.js';
 import { parseSecretFlag } from '../../engine/secrets.js';
@@ -55,13 +56,20 @@ Options:
       --target STAGE         build this stage instead of the last one
       --platform OS/ARCH     target platform (default: this machine)
       --push                 push every tag after a successful build
-  -o, --output type=oci,dest=DIR
-                             also write the image to an OCI image layout directory
+  -o, --output SPEC          also write the image somewhere (repeatable; buildx's syntax):
+                               type=oci,dest=DIR       an OCI image layout directory
+                               type=oci,dest=FILE.tar  the same as one tar (oci-archive:)
+                               type=docker,dest=FILE   a docker-archive tar for docker load,
+                                                       podman load, kind load image-archive
+                               type=local,dest=DIR     the final file system, unpacked
+                                                       (DIR new or empty); PATH alone = this
+                               type=registry[,name=REF] push (= --push; name adds a tag)
       --digest-file FILE     write the manifest digest (sha256:...) to FILE
       --metadata-file FILE   write what was built as JSON to FILE, with buildx's keys
                              (containerimage.digest, containerimage.config.digest,
-                             containerimage.descriptor, image.name) plus ocistack.layers
-                             and ocistack.pushed
+                             containerimage.descriptor, image.name) plus ocistack.layers,
+                             ocistack.pushed, ocistack.size, ocistack.tags, ocistack.outputs
+                             and ocistack.steps (per step: cached, durationMs)
                              (FILE's directory, and --output's, are checked before the build starts)
       --progress MODE        auto, plain, json or quiet (default auto)
       --source-date-epoch N  clamp all timestamps to N (also read from $SOURCE_DATE_EPOCH)
@@ -82,21 +90,11 @@ Exit status: 0 built (and pushed), 1 build or push failed, 2 usage error,
 130/143 interrupted by SIGINT/SIGTERM (nothing half-written is left, no tag pushed).
 `;
 
+/** One `--output` spec that writes files (kept for callers of the old name; `type=registry` is a push, not a BuildOutput). */
 export function parseOutput(spec: string): BuildOutput {
-  const fields = new Map<string, string>();
-  for (const part of spec.split(',')) {
-    const eq = part.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--output "${spec}": "${part}" is not KEY=VALUE`, 'write --output type=oci,dest=DIR');
-    fields.set(part.slice(0, eq).trim(), part.slice(eq + 1).trim());
-  }
-  const type = fields.get('type');
-  const dest = fields.get('dest');
-  if (type !== 'oci') throw new UsageError(`--output type "${type ?? ''}" is not supported`, 'use --output type=oci,dest=DIR');
-  if (!dest) throw new UsageError(`--output "${spec}" has no dest`, 'write --output type=oci,dest=DIR');
-  for (const k of fields.keys()) {
-    if (k !== 'type' && k !== 'dest') throw new UsageError(`--output key "${k}" is not supported`, 'the keys are type and dest');
-  }
-  return { type: 'oci', dest };
+  const o = parseOutputFlag(spec);
+  if (o.kind !== 'output') throw new UsageError(`--output "${spec}" is a push, not a file output`, 'use --push');
+  return o.output;
 }
 
 export const command: CliCommand = {
@@ -110,9 +108,13 @@ export const command: CliCommand = {
     }
     const context = path.resolve(io.cwd, p.positionals[0] ?? '.');
     const file = flagString(p, 'file');
-    const tags = flagList(p, 'tag');
-    const push = flagBool(p, 'push');
-    if (push && tags.length === 0) throw new UsageError('--push needs at least one -t REF', 'add -t REGISTRY/OWNER/IMAGE:TAG');
+    const outputFlags = flagList(p, 'output').map(parseOutputFlag);
+    // `-o type=registry[,name=REF]` is --push; its names are tags too.
+    const tags = [...flagList(p, 'tag')];
+    for (const o of outputFlags) if (o.kind === 'push' && o.name && !tags.includes(o.name)) tags.push(o.name);
+    const push = flagBool(p, 'push') || outputFlags.some((o) => o.kind === 'push');
+    const outputs = outputFlags.flatMap((o) => (o.kind === 'output' ? [{ ...o.output, dest: path.resolve(io.cwd, o.output.dest) }] : []));
+    if (push && tags.length === 0) throw new UsageError('--push (or -o type=registry) needs at least one -t REF', 'add -t REGISTRY/OWNER/IMAGE:TAG, or -o type=registry,name=REF');
     const epoch = flagString(p, 'source-date-epoch');
     const onProgress = progressFromFlags(p, io);
     // Result files are written after the build: a bad destination fails now, not then.
@@ -137,7 +139,7 @@ export const command: CliCommand = {
       target: flagString(p, 'target'),
       platform: flagString(p, 'platform'),
       push,
-      output: flagList(p, 'output').map(parseOutput).map((o) => ({ ...o, dest: path.resolve(io.cwd, o.dest) })),
+      output: outputs,
       registry: { ...registry, onProgress },
       cacheDir: flagString(p, 'cache-dir'),
       sourceDateEpoch: epoch !== undefined ? parseEpoch(epoch, '--source-date-epoch') : undefined,
@@ -150,7 +152,7 @@ export const command: CliCommand = {
       ssh,
     });
 
-    if (!push && result.pushed.length === 0 && flagList(p, 'output').length === 0) {
+    if (!push && result.pushed.length === 0 && outputs.length === 0) {
       // Like docker build, the image stays in our store (the build cache), named by its tags.
       onProgress({
         type: 'info',
@@ -161,7 +163,7 @@ export const command: CliCommand = {
     }
     throwIfAborted(io.signal); // no digest file for an interrupted build
     if (digestFile) await writeFileAtomic(path.resolve(io.cwd, digestFile), `${result.manifestDigest}\n`);
-    if (metadataFile) await writeFileAtomic(path.resolve(io.cwd, metadataFile), JSON.stringify(buildMetadata(result), null, 2) + '\n');
+    if (metadataFile) await writeFileAtomic(path.resolve(io.cwd, metadataFile), JSON.stringify(buildMetadata(result, { outputs }), null, 2) + '\n');
     for (const ref of result.pushed) onProgress({ type: 'info', message: `pushed ${ref}@${result.manifestDigest}` });
     io.stdout.write(`${result.manifestDigest}\n`);
     return 0;
