@@ -4,6 +4,13 @@
  * by digest, then the top manifest once per tag. A tag is written only after
  * everything it points to is in the registry, so a failed push never leaves a
  * tag on a half-pushed image.
+ *
+ * HEAD first, so an unchanged image costs a few small requests: each tag is
+ * looked up by HEAD before anything is sent, and a repository whose tags all
+ * already point at the image's digest gets no blob request and no manifest
+ * PUT at all (a registry only accepts a manifest whose blobs it has, so the
+ * blobs are there). Otherwise each blob is HEADed before an upload
+ * (blob-push.ts) and only the tags that point elsewhere are PUT.
  */
 import { forEachLimited } from '../concurrency.js';
 import { throwIfAborted } from '../abort.js';
@@ -14,7 +21,7 @@ import type { Descriptor, Digest, ImageIndex, ImageManifest } from '../image/typ
 import { DEFAULT_CHUNK_SIZE, pushBlob, type BlobPushContext } from './blob-push.js';
 import { withCredentialScope } from './credential-scope.js';
 import { RegistrySession, responseError, type RegistryClient } from './client.js';
-import { classifyManifest } from './manifest.js';
+import { classifyManifest, MANIFEST_ACCEPT } from './manifest.js';
 import { parseReference, type ImageReference } from './reference.js';
 import type { RegistryOptions } from './types.js';
 
@@ -89,6 +96,22 @@ async function putManifest(client: RegistryClient, repository: string, node: Man
   return (header && header.startsWith('sha256:') ? header : sha256(node.bytes)) as Digest;
 }
 
+/**
+ * Whether `repository:tag` already resolves to `digest` (HEAD, Docker-Content-Digest).
+ * An answer that says nothing for sure (no digest header, an error status) is
+ * "no": the push then goes the long way, which is always correct.
+ */
+async function tagPointsAt(client: RegistryClient, repository: string, tag: string, digest: Digest): Promise<boolean> {
+  const res = await client.request({
+    method: 'HEAD',
+    url: `/v2/${repository}/manifests/${tag}`,
+    headers: { Accept: MANIFEST_ACCEPT },
+    scopes: [`repository:${repository}:pull,push`],
+  });
+  await res.arrayBuffer().catch(() => undefined);
+  return res.status === 200 && res.headers.get('docker-content-digest') === digest;
+}
+
 /** Push child manifests (depth first, by digest), then nothing else. */
 async function putChildren(client: RegistryClient, repository: string, node: ManifestNode, signal?: AbortSignal): Promise<void> {
   for (const c of node.children) {
@@ -121,12 +144,28 @@ export async function pushImage(opts: PushImageOptions): Promise<PushImageResult
     for (const { base, refs: groupRefs } of groups.values()) {
       const client = session.client(base.registry);
       const ctx: BlobPushContext = { client, repository: base.repository, store: opts.store, progress: session.progress, chunk, signal };
-      await forEachLimited(blobs, opts.registry?.concurrency ?? 4, (b) => pushBlob(ctx, b), signal);
-      await putChildren(client, base.repository, root, signal);
       for (const r of groupRefs) {
-        const reference = r.tag ?? r.digest!;
         if (r.digest && r.digest !== root.desc.digest) {
           throw new OcistackError(`destination ${r} names digest ${r.digest}, but the image is ${root.desc.digest}`, { code: 'USAGE', registry: r.registry, hint: 'drop the @digest from the destination', exitCode: 2 });
+        }
+      }
+      // Tags (and digest references) that already resolve to the image need nothing.
+      const current = new Set<ImageReference>();
+      for (const r of groupRefs) {
+        throwIfAborted(signal);
+        if (await tagPointsAt(client, base.repository, r.tag ?? r.digest!, root.desc.digest)) current.add(r);
+      }
+      if (current.size < groupRefs.length) {
+        await forEachLimited(blobs, opts.registry?.concurrency ?? 4, (b) => pushBlob(ctx, b), signal);
+        await putChildren(client, base.repository, root, signal);
+      }
+      for (const r of groupRefs) {
+        const reference = r.tag ?? r.digest!;
+        if (current.has(r)) {
+          session.progress({ type: 'info', message: `${r} is already ${root.desc.digest}: nothing to push` });
+          digest ??= root.desc.digest;
+          pushed.push(`${r.registry}/${r.repository}${r.tag ? `:${r.tag}` : `@${r.digest}`}`);
+          continue;
         }
         const served = await putManifest(client, base.repository, root, reference, signal);
         if (served !== root.desc.digest) {
