@@ -7,7 +7,7 @@
  */
 import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { build } from '../lib/engine/build.js';
@@ -48,6 +48,8 @@ test('bad destinations fail before the build starts: OUTPUT_DEST, exit 1, the ba
     const notLayout = join(work, 'not-layout');
     mkdirSync(notLayout);
     writeFileSync(join(notLayout, 'README'), 'x');
+    const archiveDir = join(work, 'dir.tar');
+    mkdirSync(archiveDir);
     const cases: [string[], RegExp][] = [
       [['--digest-file', join(work, 'missing', 'digest.txt')], /--digest-file .*digest\.txt: directory .*missing does not exist/],
       [['--digest-file', join(aFile, 'digest.txt')], /a-file\/digest\.txt: a part of this path is a file/],
@@ -56,6 +58,14 @@ test('bad destinations fail before the build starts: OUTPUT_DEST, exit 1, the ba
       [['--output', `type=oci,dest=${aFile}`], /--output dest .*a-file is an existing file, but an OCI layout is a directory/],
       [['--output', `type=oci,dest=${notLayout}`], /--output dest .*not-layout exists and is not an OCI image layout/],
       [['--output', `type=oci,dest=${join(aFile, 'sub', 'layout')}`], /a-file\/sub\/layout: a part of this path is a file, not a directory/],
+      [['--digestfile', join(work, 'missing', 'digest.txt')], /--digest-file .*digest\.txt: directory .*missing does not exist/],
+      [['--output', `type=oci,dest=${archiveDir}`], /--output dest .*dir\.tar is a directory, but an OCI archive is a file/],
+      [['--output', `type=docker,dest=${aDir}`], /--output dest .*a-dir is a directory, but a docker archive is a file/],
+      [['--output', `type=docker,dest=${join(aFile, 'image.tar')}`], /a-file\/image\.tar: a part of this path is a file/],
+      [['--output', `type=local,dest=${notLayout}`], /--output dest .*not-layout exists and is not empty/],
+      [['-o', aFile], /--output dest .*a-file is an existing file, but a local output is a directory/],
+      // One bad output among good ones still fails first.
+      [['-o', `type=oci,dest=${join(work, 'fine.tar')}`, '-o', `type=local,dest=${notLayout}`], /not-layout exists and is not empty/],
     ];
     for (const [flags, message] of cases) {
       const r = await ocistack(['build', '--progress', 'quiet', ...flags, '-t', `${reg.host}/giteaadmin/out:1`, ctx], { env: env() });
@@ -66,13 +76,17 @@ test('bad destinations fail before the build starts: OUTPUT_DEST, exit 1, the ba
       assert.is(reg.connections(), 0, `${flags.join(' ')}: checked before any pull`);
     }
     // The library checks output destinations too (--output goes through build()).
-    try {
-      await build({ context: ctx, output: { type: 'oci', dest: aFile }, cacheDir: join(makeTempDir('dest-cache'), 'c'), env: {} });
-      assert.unreachable('build succeeded');
-    } catch (e) {
-      assert.instance(e, OcistackError);
-      assert.is((e as OcistackError).code, 'OUTPUT_DEST');
+    for (const output of [{ type: 'oci', dest: aFile }, { type: 'local', dest: notLayout }, { type: 'docker', dest: aDir }] as const) {
+      try {
+        await build({ context: ctx, output, cacheDir: join(makeTempDir('dest-cache'), 'c'), env: {} });
+        assert.unreachable('build succeeded');
+      } catch (e) {
+        assert.instance(e, OcistackError);
+        assert.is((e as OcistackError).code, 'OUTPUT_DEST', `${output.type}: ${(e as Error).message}`);
+      }
     }
+    assert.equal(readdirSync(work).sort(), ['a-dir', 'a-file', 'dir.tar', 'not-layout'], 'nothing written, no temp left');
+    assert.equal(readdirSync(notLayout), ['README']);
     assert.is(reg.connections(), 0);
   } finally {
     await reg.close();
@@ -101,7 +115,6 @@ test('good destinations: digest file, buildx-style metadata file and a layout in
   assert.equal(meta['ocistack.layers'], manifest.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })));
   assert.equal(meta['ocistack.pushed'], []);
   // Written by rename: no temp file beside them.
-  const { readdirSync } = await import('node:fs');
   assert.equal(readdirSync(work).sort(), ['digest.txt', 'meta.json', 'new']);
 });
 

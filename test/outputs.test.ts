@@ -238,8 +238,10 @@ test('existing destinations: archives replace files but not directories; a local
   mkdirSync(empty);
   const old = join(work, 'old.tar');
   writeFileSync(old, 'not a tar');
-  const r = await ocistack(['build', '--progress', 'quiet', '-o', `type=local,dest=${empty}`, '-o', `type=docker,dest=${old}`, ctx], { env });
+  // --digestfile: podman's and buildah's spelling of --digest-file.
+  const r = await ocistack(['build', '--progress', 'quiet', '-o', `type=local,dest=${empty}`, '-o', `type=docker,dest=${old}`, '--digestfile', join(work, 'd.txt'), ctx], { env });
   assert.is(r.code, 0, r.stderr);
+  assert.is(readFileSync(join(work, 'd.txt'), 'utf8'), r.stdout);
   assert.equal(readdirSync(empty), ['run.sh']);
   assert.equal((await dockerManifestJson(old))[0]!.RepoTags, null, 'no -t: no RepoTags');
   // Two outputs to one place is a usage error.

@@ -33,6 +33,8 @@ const specs: FlagSpec[] = [
   { name: 'push', type: 'boolean' },
   { name: 'output', short: 'o', type: 'list' },
   { name: 'digest-file', type: 'string' },
+  // podman/buildah spell it --digestfile.
+  { name: 'digestfile', type: 'string' },
   { name: 'metadata-file', type: 'string' },
   { name: 'progress', type: 'string' },
   { name: 'source-date-epoch', type: 'string' },
@@ -64,7 +66,7 @@ Options:
                                type=local,dest=DIR     the final file system, unpacked
                                                        (DIR new or empty); PATH alone = this
                                type=registry[,name=REF] push (= --push; name adds a tag)
-      --digest-file FILE     write the manifest digest (sha256:...) to FILE
+      --digest-file FILE     write the manifest digest (sha256:...) to FILE (also --digestfile)
       --metadata-file FILE   write what was built as JSON to FILE, with buildx's keys
                              (containerimage.digest, containerimage.config.digest,
                              containerimage.descriptor, image.name) plus ocistack.layers,
@@ -118,7 +120,7 @@ export const command: CliCommand = {
     const epoch = flagString(p, 'source-date-epoch');
     const onProgress = progressFromFlags(p, io);
     // Result files are written after the build: a bad destination fails now, not then.
-    const digestFile = flagString(p, 'digest-file');
+    const digestFile = flagString(p, 'digest-file') ?? flagString(p, 'digestfile');
     const metadataFile = flagString(p, 'metadata-file');
     if (digestFile) await checkFileDest(path.resolve(io.cwd, digestFile), '--digest-file');
     if (metadataFile) await checkFileDest(path.resolve(io.cwd, metadataFile), '--metadata-file');
