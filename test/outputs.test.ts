@@ -10,6 +10,7 @@
  */
 import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -17,7 +18,7 @@ import { join } from 'node:path';
 import { build } from '../lib/engine/build.js';
 import { stageFile } from '../lib/output/staging.js';
 import { busyboxBase } from './helpers/images.js';
-import { ocistack } from './helpers/cli.js';
+import { BIN, ocistack } from './helpers/cli.js';
 import { withRegistry } from './helpers/registry.js';
 import { describeTree, diffTrees } from './helpers/tree-compare.js';
 import { makeTempDir, requireTool, run, runOk } from './helpers/tools.js';
@@ -127,7 +128,7 @@ test('every output of one build on a busybox base: skopeo reads the archives, um
   assert.is(meta['containerimage.digest'], digest);
   assert.equal(meta['ocistack.tags'], [tag, 'outputs-app:dev']);
   const layerBytes = (JSON.parse(rawLayout).layers as { size: number }[]).reduce((n, l) => n + l.size, 0);
-  assert.is(meta['ocistack.size'], Buffer.byteLength(rawLayout) + Buffer.byteLength(dockerConfig) + layerBytes);
+  assert.is(meta['ocistack.size'], Buffer.byteLength(dockerConfig) + layerBytes, 'size = config + layers');
   assert.equal(meta['ocistack.outputs'].map((x: { type: string }) => x.type), ['oci', 'oci', 'docker', 'local', 'local']);
   const steps = meta['ocistack.steps'] as { id: string; name: string; cached: boolean; durationMs: number }[];
   assert.equal(steps.map((s) => s.name.replace(/^\[\d+\] /, '').split(' ')[0]), ['COPY', 'COPY', 'WORKDIR', 'CMD']);
@@ -187,6 +188,34 @@ test('a failed build (bad COPY source) writes no output, no temp file, and leave
   assert.match(r.stderr, /does-not-exist/);
   assert.equal(readdirSync(work), ['old.tar'], 'nothing written, no temp left');
   assert.is(readFileSync(join(work, 'old.tar'), 'utf8'), 'previous contents');
+});
+
+test('SIGINT while the local output is being unpacked: exit 130, no rootfs, no temp; outputs finished before stay whole', async () => {
+  const ctx = appContext('FROM scratch\nCOPY files/ /files/\n');
+  mkdirSync(join(ctx, 'files'));
+  for (let i = 0; i < 4000; i++) writeFileSync(join(ctx, 'files', `f${i}.txt`), `file ${i}\n`);
+  const work = makeTempDir('out-int');
+  const child = spawn(process.execPath, [BIN, 'build', '--progress', 'plain', '-o', `type=docker,dest=${join(work, 'image.tar')}`, '-o', `type=local,dest=${join(work, 'rootfs')}`, ctx], {
+    env: { ...process.env, ...cacheEnv() },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  // Sent once the local output's staging directory exists (polled; never a timed guess).
+  let sent = false;
+  const poll = setInterval(() => {
+    if (!sent && readdirSync(work).some((n) => n.startsWith('.rootfs.tmp-'))) {
+      sent = true;
+      child.kill('SIGINT');
+    }
+  }, 5);
+  const code = await exited;
+  clearInterval(poll);
+  assert.ok(sent, `the build ended before the local output was staged:\n${stderr}`);
+  assert.is(code, 130, stderr);
+  assert.equal(readdirSync(work), ['image.tar'], 'no rootfs and no staging dir left');
+  assert.equal((await dockerManifestJson(join(work, 'image.tar')))[0]!.Layers.length, 1, 'the docker archive written before is whole');
 });
 
 test('an output that fails while it is written leaves the old destination and no temp file', async () => {

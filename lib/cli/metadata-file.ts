@@ -9,7 +9,7 @@
  * and our own keys:
  *  - `ocistack.layers`: the layer descriptors, base first;
  *  - `ocistack.pushed`: references pushed;
- *  - `ocistack.size`: bytes of manifest + config + layers (compressed, as pushed);
+ *  - `ocistack.size`: bytes of config + layers (compressed, as pushed);
  *  - `ocistack.tags`: the tags, as a list;
  *  - `ocistack.outputs`: the `--output`s written (type, dest);
  *  - `ocistack.steps`: every step in the order it finished (id, stage, name,

@@ -162,7 +162,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     pushed,
     warnings: plan.warnings,
     steps: session.steps,
-    size: image.manifest.size + image.config.size + final.layers.reduce((n, l) => n + l.size, 0),
+    size: image.config.size + final.layers.reduce((n, l) => n + l.size, 0),
   };
 }
 

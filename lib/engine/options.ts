@@ -117,6 +117,6 @@ export interface BuildResult {
   warnings: Diagnostic[];
   /** Every step in the order they finished (empty when none ran). */
   steps: StepReport[];
-  /** Bytes of the image as stored and pushed: manifest + config + layers (compressed). */
+  /** Bytes of the image's config + layers (compressed, as pushed), as the stack report's `size`. */
   size?: number;
 }

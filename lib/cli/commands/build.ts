@@ -70,7 +70,8 @@ Options:
       --metadata-file FILE   write what was built as JSON to FILE, with buildx's keys
                              (containerimage.digest, containerimage.config.digest,
                              containerimage.descriptor, image.name) plus ocistack.layers,
-                             ocistack.pushed, ocistack.size, ocistack.tags, ocistack.outputs
+                             ocistack.pushed, ocistack.size (config + layers), ocistack.tags,
+                             ocistack.outputs
                              and ocistack.steps (per step: cached, durationMs)
                              (FILE's directory, and --output's, are checked before the build starts)
       --progress MODE        auto, plain, json or quiet (default auto)
