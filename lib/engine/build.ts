@@ -257,7 +257,7 @@ async function cachedStep(s: BuildSession, stage: Stage, result: StageResult, d:
       return r.key ?? baseStateKey(r.config, r.layers);
     },
   });
-  if (key && !cacheBypassed(s, stage)) {
+  if (key && !cacheBypassed(s, stage) && !mustRunToFail(s, d)) {
     const record = await lookupStep(s.store, key);
     if (record) {
       applyRecord(result, d, record, apply);
@@ -274,6 +274,19 @@ async function cachedStep(s: BuildSession, stage: Stage, result: StageResult, d:
   // Not cacheable (ADD of a URL without --checksum): what follows chains
   // from what it produced, so an unchanged download still lets later steps hit.
   return { key: sha256(JSON.stringify({ parent, createdBy: d.createdBy, layers: delta.layers.map((l) => l.diffId) })), cached: false };
+}
+
+/**
+ * A RUN that would fail for want of an entitlement, a required secret or a
+ * required SSH agent is never taken from the cache: it runs and fails as it
+ * would without one (its key holds none of these).
+ */
+function mustRunToFail(s: BuildSession, d: Dispatched): boolean {
+  const r = d.resolved;
+  if (r.kind !== 'run') return false;
+  if (r.security === 'insecure' && !s.opts.allowInsecure) return true;
+  return (r.parsedMounts ?? []).some((m) =>
+    m.required === true && ((m.type === 'secret' && !s.opts.secrets?.[m.id || m.source || path.posix.basename(m.target ?? '')]) || (m.type === 'ssh' && !s.opts.ssh?.[m.id || 'default'])));
 }
 
 /** `noCache`, or `noCacheFilter` naming this stage (by name or index). */

@@ -109,6 +109,8 @@ async function copyReads(ins: CopyInstruction, input: StepKeyInput, loc: SourceL
       continue;
     }
     const entries: Entry[] = [];
+    // Which matches there were and the names they land under (a wildcard's match or a symlink's own name).
+    const matched: [string, string, string][] = [];
     // Hard links are grouped per source word, as the copy does.
     const links = new Map<string, string>();
     const add = (rel: string, stat: SourceStat): void => {
@@ -124,6 +126,7 @@ async function copyReads(ins: CopyInstruction, input: StepKeyInput, loc: SourceL
     };
     for (const item of await expandSource(src, source, wordIndex++, ins.parents, exclude, fail)) {
       if (item.kind !== 'node') continue;
+      matched.push([item.rel, item.name, item.parents ?? '']);
       add(item.rel, item.stat);
       if (item.stat.type !== 'dir') continue;
       for await (const child of src.walk(item.rel)) {
@@ -132,7 +135,7 @@ async function copyReads(ins: CopyInstruction, input: StepKeyInput, loc: SourceL
         add(child.rel, child.stat);
       }
     }
-    words.push(entries);
+    words.push({ matched, entries });
   }
   await fillDigests(files, await input.digests(), loc);
   return { words };
