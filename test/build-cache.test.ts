@@ -135,6 +135,23 @@ test('noCache runs every step but records them; noCacheFilter misses the named s
   assert.equal(hits(await b(ctx, cache, { noCacheFilter: ['1'] })), [true, false, false], 'by index');
 });
 
+test('CLI: CACHED in plain progress; --no-cache; --no-cache-filter as a comma list and repeated', async () => {
+  const df = ['FROM scratch AS one', 'COPY a.txt /a', 'FROM scratch AS two', 'COPY b.txt /b', 'FROM scratch', 'COPY --from=one /a /a', 'COPY --from=two /b /b', ''].join('\n');
+  const ctx = context({ 'a.txt': 'A', 'b.txt': 'B' }, df);
+  const cache = makeTempDir('cache-dir');
+  const cli = async (...extra: string[]): Promise<number> => {
+    const r = await ocistack(['build', ctx, '--cache-dir', cache, '--progress', 'plain', ...extra]);
+    assert.is(r.code, 0, r.stderr);
+    return (r.stderr.match(/ CACHED/g) ?? []).length;
+  };
+  assert.is(await cli(), 0);
+  assert.is(await cli(), 4);
+  assert.is(await cli('--no-cache'), 0);
+  assert.is(await cli('--no-cache-filter', 'one,two'), 2);
+  assert.is(await cli('--no-cache-filter', 'one', '--no-cache-filter', '2'), 1);
+  assert.is(await cli('--no-cache-filter', 'two'), 3);
+});
+
 test('a corrupt record and a missing layer blob are misses, never fatal', async () => {
   const ctx = context({ 'a.txt': 'A', 'b.txt': 'B', 'c.txt': 'C' }, COPY_DF);
   const cache = makeTempDir('cache-dir');
@@ -185,6 +202,26 @@ test('RUN steps with runc on busybox: unchanged rebuild hits with the same diges
   fs.writeFileSync(path.join(ctx, 'm', 'f'), 'M2');
   assert.equal(hits(await b(ctx, cache, { registry })), [true, true, true, true, false, false, false]);
   assert.equal(hits(await b(ctx, cache, { registry, buildArgs: { V: '2' } })), [true, true, true, true, true, false, false]);
+});
+
+test('a RUN needing a required secret that is not given fails even when its result is cached', async () => {
+  requireTool('runc');
+  const { base, registry } = await busybox();
+  const ctx = context({}, [`FROM ${base}`, 'RUN --mount=type=secret,id=tok,required=true wc -c /run/secrets/tok > /n', ''].join('\n'));
+  const cache = makeTempDir('cache-dir');
+  const secretFile = path.join(makeTempDir('secret'), 'tok');
+  fs.writeFileSync(secretFile, 'value-never-in-a-key');
+  assert.equal(hits(await b(ctx, cache, { registry, secrets: { tok: { file: secretFile } } })), [false]);
+  assert.equal(hits(await b(ctx, cache, { registry, secrets: { tok: { file: secretFile } } })), [true]);
+  for (const name of fs.readdirSync(recordsDir(cache))) {
+    assert.not.ok(fs.readFileSync(path.join(recordsDir(cache), name), 'utf8').includes('value-never-in-a-key'));
+  }
+  try {
+    await b(ctx, cache, { registry });
+    assert.unreachable('the build must fail');
+  } catch (e) {
+    assert.match((e as Error).message, /required but was not given/);
+  }
 });
 
 test('two concurrent builds of one Dockerfile into one cache dir both succeed; the next build hits', async () => {
