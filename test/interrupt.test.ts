@@ -75,6 +75,8 @@ function buildAndInterrupt(tag: string, when: ((e: ProgressEvent) => boolean) | 
     const child = spawn(process.execPath, [
       BIN, 'build', context, '-t', `${proxy.host}/giteaadmin/app:${tag}`, '--push', '--ca-file', reg.caFile,
       '--cache-dir', cache, '--output', `type=oci,dest=${out()}`, '--digest-file', digestFile(), '--progress', 'json',
+      // Every build here must do its work, to be interrupted in it (an earlier build finished these steps).
+      '--no-cache',
     ], { cwd: REPO_ROOT, env: { ...process.env, OCISTACK_CACHE_DIR: cache }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     let partial = '';

@@ -40,12 +40,20 @@ import type { BuildOptions, BuildResult, StepReport } from './options.js';
 import { sourceDateEpochFrom, isoTime } from './time.js';
 import { workdirLayerEntries } from './workdir.js';
 import { checkOutputDests, outputList, writeOutputs } from './outputs.js';
+import { openContentDigests, type ContentDigests } from '../context/content-digests.js';
+import { baseStateKey, stepKey } from './step-key.js';
+import { deltaSince, latestHistoryCreated, lookupStep, markStage, recordStep } from './instruction-cache.js';
+import type { CacheRecord } from '../cache/record.js';
+import { sha256 } from '../image/digest.js';
+import type { Digest } from '../image/types.js';
 
 /** A built stage: its config and its layers (aligned with config.rootfs.diff_ids). */
 interface StageResult {
   config: ImageConfig;
   layers: Descriptor[];
   fs?: ImageFs;
+  /** Instruction-cache key of this state (a built stage's final step key). */
+  key?: Digest;
 }
 
 /** Everything a build shares across stages. */
@@ -66,6 +74,8 @@ interface BuildSession {
   executor: Executor;
   /** Finished steps, in the order they finished. */
   steps: StepReport[];
+  /** Content digests of context files for cache keys, opened at the first step that needs them. */
+  digests?: Promise<ContentDigests>;
 }
 
 /**
@@ -128,6 +138,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     session.results.set(index, await buildStage(session, plan.stages[index]!));
   }
   const final = session.results.get(plan.target)!;
+  // What the stat walk learned serves the next build.
+  if (session.digests) await (await session.digests).save();
   throwIfAborted(signal);
   const image = await storeImage(session, final);
   throwIfAborted(signal);
@@ -191,25 +203,103 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
     stage,
   });
   const apply: ApplyState = { cmdSet: false };
+  let key = base.key ?? baseStateKey(base.config, base.layers);
 
-  for (const instr of [...onbuild, ...stage.instructions]) {
+  const instructions = [...onbuild, ...stage.instructions];
+  const total = instructions.length;
+  for (const [i, instr] of instructions.entries()) {
     const id = `#${++s.step}`;
+    const index = i + 1;
     const name = stageLabel(stage) + redactUrlCredentials(instr.original);
     throwIfAborted(s.opts.signal);
     const started = performance.now();
-    s.progress({ type: 'step', id, stage: stage.name, name, status: 'start' });
+    s.progress({ type: 'step', id, stage: stage.name, name, status: 'start', index, total });
+    let cached: boolean;
     try {
       const d = dispatch(instr, state);
-      await applyStep(s, stage, result, d, apply, id);
+      ({ key, cached } = await cachedStep(s, stage, result, d, apply, id, key, name));
     } catch (e) {
-      s.progress({ type: 'step', id, stage: stage.name, name, status: 'error', error: e instanceof Error ? e.message : String(e), durationMs: performance.now() - started });
+      s.progress({ type: 'step', id, stage: stage.name, name, status: 'error', error: e instanceof Error ? e.message : String(e), index, total, durationMs: performance.now() - started });
       throw withLocation(e, instr.location);
     }
     const durationMs = performance.now() - started;
-    s.steps.push({ id, stage: stage.name, name, cached: false, durationMs });
-    s.progress({ type: 'step', id, stage: stage.name, name, status: 'done', durationMs });
+    s.steps.push({ id, stage: stage.name, name, cached, durationMs });
+    s.progress({ type: 'step', id, stage: stage.name, name, status: cached ? 'cached' : 'done', index, total, durationMs });
   }
+  result.key = key;
   return result;
+}
+
+/**
+ * One step through the instruction cache: key it (a stat walk, no file
+ * read), reuse its record when there is one, else run it and record what it
+ * added. Returns the key the next step chains from.
+ */
+async function cachedStep(s: BuildSession, stage: Stage, result: StageResult, d: Dispatched, apply: ApplyState, stepId: string, parent: Digest, name: string): Promise<{ key: Digest; cached: boolean }> {
+  const key = await stepKey({
+    parent,
+    platform: formatPlatform(s.platform),
+    dispatched: d,
+    context: s.context,
+    digests: () => (s.digests ??= openContentDigests({ context: s.context, cacheDir: s.store.root })),
+    sourceDateEpoch: s.epoch,
+    fromKey: async (from) => {
+      const r = await resolveFrom(s, stage, from, d.location, d.resolved.kind === 'run' ? 'RUN --mount from' : 'COPY --from');
+      return r.key ?? baseStateKey(r.config, r.layers);
+    },
+  });
+  if (key && !cacheBypassed(s, stage) && !mustRunToFail(s, d)) {
+    const record = await lookupStep(s.store, key);
+    if (record) {
+      applyRecord(result, d, record, apply);
+      return { key, cached: true };
+    }
+  }
+  const mark = markStage(result.config, result.layers);
+  await applyStep(s, stage, result, d, apply, stepId);
+  const delta = deltaSince(mark, result.config, result.layers);
+  if (key) {
+    await recordStep(s.store, key, name, d.resolved.kind, delta);
+    return { key, cached: false };
+  }
+  // Not cacheable (ADD of a URL without --checksum): what follows chains
+  // from what it produced, so an unchanged download still lets later steps hit.
+  return { key: sha256(JSON.stringify({ parent, createdBy: d.createdBy, layers: delta.layers.map((l) => l.diffId) })), cached: false };
+}
+
+/**
+ * A RUN that would fail for want of an entitlement, a required secret or a
+ * required SSH agent is never taken from the cache: it runs and fails as it
+ * would without one (its key holds none of these).
+ */
+function mustRunToFail(s: BuildSession, d: Dispatched): boolean {
+  const r = d.resolved;
+  if (r.kind !== 'run') return false;
+  if (r.security === 'insecure' && !s.opts.allowInsecure) return true;
+  return (r.parsedMounts ?? []).some((m) =>
+    m.required === true && ((m.type === 'secret' && !s.opts.secrets?.[m.id || m.source || path.posix.basename(m.target ?? '')]) || (m.type === 'ssh' && !s.opts.ssh?.[m.id || 'default'])));
+}
+
+/** `noCache`, or `noCacheFilter` naming this stage (by name or index). */
+function cacheBypassed(s: BuildSession, stage: Stage): boolean {
+  if (s.opts.noCache) return true;
+  const filter = s.opts.noCacheFilter;
+  if (!filter?.length) return false;
+  return filter.some((f) => f === String(stage.index) || (stage.name !== undefined && f.toLowerCase() === stage.name));
+}
+
+/** Apply a cache hit: the config change the instruction makes, then the recorded layers and history entries. */
+function applyRecord(result: StageResult, d: Dispatched, record: CacheRecord, apply: ApplyState): void {
+  const r = d.resolved;
+  const cfg = result.config;
+  if (r.kind !== 'copy' && r.kind !== 'add' && r.kind !== 'run') applyInstruction(cfg, r, apply);
+  for (const l of record.layers) {
+    result.layers.push({ mediaType: l.mediaType, digest: l.digest, size: l.size });
+    addLayer(cfg, l.diffId);
+  }
+  for (const h of record.history) addHistory(cfg, { ...h });
+  // The file view is reopened from the layer digests when a later step needs it (a hit reads no layer).
+  if (record.layers.length) result.fs = undefined;
 }
 
 function stageLabel(stage: Stage): string {
@@ -392,7 +482,8 @@ async function stageFs(s: BuildSession, r: StageResult): Promise<ImageFs> {
 // ----------------------------------------------------------------- image ----
 
 async function storeImage(s: BuildSession, final: StageResult): Promise<{ manifest: Descriptor; config: Descriptor }> {
-  const config = finalizeConfig(final.config, s.created);
+  // Without SOURCE_DATE_EPOCH the image is as new as its newest step, so cached steps keep the digest.
+  const config = finalizeConfig(final.config, s.epoch !== undefined ? s.created : latestHistoryCreated(final.config) ?? s.created);
   const configBytes = canonicalJson(config);
   const configPut = await s.store.putBytes(configBytes);
   const configDesc: Descriptor = { mediaType: MediaType.OciConfig, digest: configPut.digest, size: configPut.size };

@@ -19,7 +19,8 @@ import { cleanPath, IgnoreMatcher } from '../context/ignore.js';
 import { contextReadError, normalizeContextPath } from '../context/source.js';
 import type { ResolvedInstruction } from '../dockerfile/types.js';
 import type { BlobStore } from '../image/store.js';
-import { ImageFs, type ImageNode } from '../layer/image-fs.js';
+import type { ImageFs } from '../layer/image-fs.js';
+import { emptyDestination, type CopyDestination } from './copy-destination.js';
 import type { LayerEntry, LayerResult } from '../layer/types.js';
 import { writeLayer } from '../layer/write.js';
 import { resolveInRootSync } from '../scoped-path.js';
@@ -53,12 +54,10 @@ export interface CopyLayerOptions {
 }
 
 /** One thing to copy, after sources were expanded. */
-type Item =
+export type Item =
   | { kind: 'node'; src: SourceFs; rel: string; stat: SourceStat; name: string; parents?: string; /** index of the source word */ word: number }
   | { kind: 'bytes'; name: string; data: Buffer }
   | { kind: 'download'; url: string; file: string; size: number; mtime?: number; name: string };
-
-const EMPTY_DIR: ImageNode = { path: '/', type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0, layer: -1, dataPath: '/', inode: '-1:/', children: new Map() };
 
 function posixJoin(a: string, b: string): string {
   return cleanPath(`${a}/${b}`);
@@ -98,7 +97,7 @@ class LayerPlan {
   readonly reads = new Map<SourceFs, { rel: string; stat: SourceStat }[]>();
 
   constructor(
-    private readonly target: ImageFs,
+    private readonly target: CopyDestination,
     private readonly owner: Owner | undefined,
     private readonly chmod: ChmodFn | undefined,
     private readonly now: number,
@@ -268,7 +267,7 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
   const fail = (message: string, hint: string, code = 'COPY_SOURCE') => new OcistackError(message, { code, hint, location: loc });
   const now = opts.sourceDateEpoch ?? Math.floor(Date.now() / 1000);
   // --link layers do not depend on what is below them: resolve against an empty image.
-  const target = ins.link ? new ImageFs(opts.store, [], { ...EMPTY_DIR, children: new Map() }) : opts.target;
+  const target: CopyDestination = ins.link ? emptyDestination : opts.target;
   const owner = ins.chown ? await resolveChown(ins.chown, opts.target, loc) : undefined;
   const chmod = ins.chmod ? parseChmod(ins.chmod, loc) : undefined;
   if (ins.checksum !== undefined && (ins.kind !== 'add' || !ins.sources.every(isHttpUrl))) {
@@ -416,7 +415,7 @@ function contextError(rel: string, e: unknown, loc: SourceLocation): OcistackErr
 }
 
 /** Where a single file named `name` goes for destination `destAbs`. */
-function fileDest(plan: LayerPlan, target: ImageFs, destAbs: string, destIsDir: boolean, name: string): string {
+function fileDest(plan: LayerPlan, target: CopyDestination, destAbs: string, destIsDir: boolean, name: string): string {
   if (destIsDir) return plan.resolve(posixJoin(destAbs, name), false);
   const resolved = plan.resolve(destAbs, false);
   // An existing directory (or symlink to one) receives the file inside it.
@@ -447,7 +446,7 @@ function archiveSourceFs(file: string | undefined): SourceFs {
  * of a wildcard. Sources are relative to the context root (or the `--from`
  * root); climbing above it is an error.
  */
-async function expandSource(
+export async function expandSource(
   src: SourceFs,
   word: string,
   wordIndex: number,

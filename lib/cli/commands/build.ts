@@ -43,6 +43,8 @@ const specs: FlagSpec[] = [
   { name: 'allow', type: 'list' },
   { name: 'secret', type: 'list' },
   { name: 'ssh', type: 'list' },
+  { name: 'no-cache', type: 'boolean' },
+  { name: 'no-cache-filter', type: 'list' },
   ...registryFlagSpecs,
 ];
 
@@ -77,6 +79,10 @@ Options:
       --progress MODE        auto, plain, json or quiet (default auto)
       --source-date-epoch N  clamp all timestamps to N (also read from $SOURCE_DATE_EPOCH)
       --cache-dir DIR        blob cache (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)
+      --no-cache             run every step, use no cached result (results are still recorded)
+      --no-cache-filter STAGE
+                             run every step of these stages (by name or index; repeatable or
+                             a comma list), the others may come from the cache
       --executor NAME        what runs RUN steps: runc or none (default: runc when it is on
                              PATH, else none, and a RUN then says how to install runc)
       --allow ENTITLEMENT    allow security.insecure (RUN --security=insecure); repeatable
@@ -153,6 +159,8 @@ export const command: CliCommand = {
       allowInsecure: allow.includes('security.insecure'),
       secrets,
       ssh,
+      noCache: flagBool(p, 'no-cache'),
+      noCacheFilter: flagList(p, 'no-cache-filter').flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
     });
 
     if (!push && result.pushed.length === 0 && outputs.length === 0) {
