@@ -37,7 +37,7 @@
 import { createHash } from 'node:crypto';
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
-import type { BigIntStats } from 'node:fs';
+import { lstatSync, type BigIntStats } from 'node:fs';
 import { removeTemp, sweepStaleTemps, tempName, trackTemp, untrackTemp } from '../temp-files.js';
 import type { BuildContext } from './context.js';
 import type { ContextSource } from './source.js';
@@ -192,7 +192,9 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
     const statMs = Date.now();
     let before: BigIntStats | undefined;
     try {
-      before = await fsp.lstat(abs(rel), { bigint: true });
+      // Synchronous on purpose: a cache hit is one lstat, and the promise API's thread-pool
+      // round trip costs 2-4x the call itself (measured: 8,500 files, docs/performance.md).
+      before = lstatSync(abs(rel), { bigint: true, throwIfNoEntry: false });
     } catch {
       before = undefined; // not on disk under context.dir (another kind of source): hash, remember nothing
     }
