@@ -71,7 +71,7 @@ export const command: CliCommand = {
       ...(sub === 'prune' ? [{ name: 'keep-storage', type: 'string' as const }, { name: 'all', type: 'boolean' as const }, { name: 'force', short: 'f', type: 'boolean' as const }] : []),
     ];
     if (sub !== 'ls' && sub !== 'du' && sub !== 'prune') {
-      throw new UsageError(sub ? `unknown cache command "${sub}"` : 'ocistack cache needs a command: ls, du or prune', 'see "ocistack cache --help"');
+      throw new UsageError(sub && !sub.startsWith('-') ? `unknown cache command "${sub}"` : 'ocistack cache needs a command: ls, du or prune', 'see "ocistack cache --help"');
     }
     const p = parseArgs(rest, specs, `cache ${sub}`);
     if (p.positionals.length) throw new UsageError(`ocistack cache ${sub} takes no arguments, got "${p.positionals[0]}"`);
