@@ -163,12 +163,9 @@ export async function scanCache(cacheDir: string, opts: { sizes?: boolean } = {}
     }
   }
   const tagged = new Set<Digest>();
-  let images: [string, { digest: Digest }][] = [];
-  try {
-    images = await listLocalImages(store);
-  } catch {
-    images = []; // an unreadable index.json names nothing we can trust; prune keeps going without it
-  }
+  // An unreadable index.json throws (CACHE_CORRUPT, with a hint): without the tags, prune could
+  // not tell a local image's blobs from garbage.
+  const images = await listLocalImages(store);
   const visit = (d: Digest, into: Set<Digest>): void => {
     if (into.has(d)) return;
     into.add(d);
