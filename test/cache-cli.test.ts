@@ -232,8 +232,15 @@ test('usage errors exit 2 with a clear message', async () => {
     assert.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, msg);
   }
-  const ok = await ocistack(['cache', 'prune', '--keep-storage', '2GiB', '--cache-dir', cache]);
+  const ok = await ocistack(['cache', 'prune', '--keep-storage', '2GiB', '-f', '--cache-dir', cache]);
   assert.is(ok.code, 0, ok.stderr);
+  // An unreadable tag list: prune cannot tell local images from garbage, so it stops (exit 1) and keeps the blobs.
+  const b = await buildImage(cache, Buffer.from('tagged\n'), 'localhost/app:3');
+  writeFileSync(path.join(cache, 'index.json'), '{"manifests": [');
+  const bad = await ocistack(['cache', 'prune', '--all', '--cache-dir', cache]);
+  assert.is(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /index\.json is unreadable/);
+  assert.ok(existsSync(blob(cache, b.layers[0]!.digest)));
 });
 
 test.run();

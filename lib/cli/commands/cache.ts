@@ -35,6 +35,8 @@ Flags:
                              is at most SIZE (500MB, 2GiB, ...)
       --all                  prune: remove every record, blob, snapshot, cache
                              mount and stat cache except what local images need
+  -f, --force                prune: accepted for docker compatibility (prune
+                             never asks for confirmation)
 
 Prune is safe while builds run: records go first, and while another build is
 running blobs, snapshots and cache mounts are kept (run prune again later).
