@@ -8,6 +8,8 @@ import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BuildContext, openContext } from '../lib/context/context.js';
 import { openContentDigests, RACY_MARGIN_MS, statCachePath } from '../lib/context/content-digests.js';
@@ -171,6 +173,32 @@ test('concurrent saves of one context: the file is whole and every entry is righ
   // Whatever was saved is used: a later build reads at most what the last writer did not know.
   const r = await digestAll(dir, cache, all);
   assert.ok(r.reads.length <= all.length - entries.length, `reads ${r.reads.length}`);
+});
+
+test('two processes saving the same context at once, again and again: always a whole, correct cache', async () => {
+  const { dir, cache, files } = makeTree();
+  for (let i = 0; i < 200; i++) writeFileSync(join(dir, `g${i}.txt`), `g ${i}\n`);
+  await settle();
+  const all = [...files, ...Array.from({ length: 200 }, (_, i) => `g${i}.txt`)];
+  const lib = (m: string) => JSON.stringify(fileURLToPath(new URL(`../lib/${m}`, import.meta.url)));
+  const script = (half: number) => `
+    const { openContext } = await import(${lib('context/context.js')});
+    const { openContentDigests } = await import(${lib('context/content-digests.js')});
+    const all = ${JSON.stringify(all)};
+    for (let round = 0; round < 5; round++) {
+      const d = await openContentDigests({ context: await openContext({ dir: ${JSON.stringify(dir)} }), cacheDir: ${JSON.stringify(cache)} });
+      // Each round a different subset, so every save changes something and really writes.
+      for (const f of all.filter((_, i) => (i + round + ${half}) % 3 !== 0)) await d.fileDigest(f);
+      await d.save();
+    }`;
+  const run = (half: number) =>
+    new Promise<number>((resolve) => spawn(process.execPath, ['--input-type=module', '-e', script(half)], { stdio: 'inherit' }).on('exit', (c) => resolve(c ?? -1)));
+  assert.equal(await Promise.all([run(0), run(1)]), [0, 0]);
+  const parsed = JSON.parse(readFileSync(statCachePath(cache, dir), 'utf8'));
+  const entries = Object.entries(parsed.entries) as [string, { digest: string }][];
+  assert.ok(entries.length > 0);
+  for (const [rel, e] of entries) assert.is(e.digest, sha(join(dir, rel)), `entry ${rel}`);
+  assert.equal(readdirSync(join(cache, 'buildcache', 'tmp')), [], 'no temp file left');
 });
 
 test('racy: a file written just before the build is not remembered, so a change in the same tick is seen', async () => {
