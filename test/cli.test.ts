@@ -13,7 +13,7 @@ import { withRegistry } from './helpers/registry.js';
 import { busyboxLayout, runImage } from './helpers/images.js';
 import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
 
-const COMMANDS = ['stack', 'build', 'plan', 'push', 'pull', 'copy', 'login', 'logout'];
+const COMMANDS = ['stack', 'build', 'plan', 'push', 'pull', 'copy', 'login', 'logout', 'cache'];
 
 test('ocistack --help lists every command; each has --help; unknown command exits 2', async () => {
   const top = await ocistack(['--help']);

@@ -25,6 +25,7 @@ import { withCredentialScope } from '../registry/credential-scope.js';
 import { redactUrlCredentials } from '../redact.js';
 import { BlobStore } from '../image/store.js';
 import { tagLocalImage } from '../image/local-images.js';
+import { markBuildActive } from '../cache/active-builds.js';
 import { canonicalJson } from '../image/digest.js';
 import {
   addHistory, addLayer, applyInstruction, cloneConfig, DEFAULT_PATH, emptyImageConfig, finalizeConfig, getEnv, type ApplyState,
@@ -83,6 +84,16 @@ interface BuildSession {
  * outputs and push its tags.
  */
 export async function build(opts: BuildOptions): Promise<BuildResult> {
+  // Marked as running, so `ocistack cache prune` keeps the blobs and snapshots it is using.
+  const active = await markBuildActive(new BlobStore(opts.cacheDir).root);
+  try {
+    return await buildMarked(opts);
+  } finally {
+    await active.release();
+  }
+}
+
+async function buildMarked(opts: BuildOptions): Promise<BuildResult> {
   const env = opts.env ?? process.env;
   const progress = opts.onProgress ?? silent;
   const contextDir = path.resolve(opts.context);

@@ -23,6 +23,7 @@ export const commandEntries: CommandEntry[] = [
   { name: 'copy', load: async () => (await import('./copy.js')).command },
   { name: 'login', load: async () => (await import('./login.js')).command },
   { name: 'logout', load: async () => (await import('./logout.js')).command },
+  { name: 'cache', load: async () => (await import('./cache.js')).command },
 ];
 
 /** Names of all commands, in help order. */
