@@ -76,6 +76,7 @@ interface BuildSession {
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   const env = opts.env ?? process.env;
   const progress = opts.onProgress ?? silent;
+  const buildStarted = performance.now();
   const contextDir = path.resolve(opts.context);
   await assertDirectory(contextDir);
   const dockerfilePath = path.resolve(opts.dockerfile ?? path.join(contextDir, 'Dockerfile'));
@@ -163,6 +164,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     manifestDigest = res.digest;
   }
 
+  // The last event: the renderers' summary line (`built in 3.2s, 5 steps (3 cached) sha256:…`).
+  progress({ type: 'build', digest: manifestDigest, durationMs: performance.now() - buildStarted, steps: session.steps.length, cached: session.steps.filter((st) => st.cached).length });
   return {
     manifestDigest,
     configDigest: image.config.digest,
@@ -201,12 +204,14 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
   });
   const apply: ApplyState = { cmdSet: false };
 
-  for (const instr of [...onbuild, ...stage.instructions]) {
+  const instrs = [...onbuild, ...stage.instructions];
+  for (const [i, instr] of instrs.entries()) {
     const id = `#${++s.step}`;
     const name = stageLabel(stage) + redactUrlCredentials(instr.original);
     throwIfAborted(s.opts.signal);
     const started = performance.now();
-    s.progress({ type: 'step', id, stage: stage.name, name, status: 'start' });
+    // index/total place the step in its stage: `[build 2/5]` in the tty and plain renderers.
+    s.progress({ type: 'step', id, stage: stage.name, name, status: 'start', index: i + 1, total: instrs.length });
     try {
       const d = dispatch(instr, state);
       await applyStep(s, stage, result, d, apply, id);

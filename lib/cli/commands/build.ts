@@ -9,7 +9,7 @@ import { UsageError } from '../../errors.js';
 import { build } from '../../engine/build.js';
 import type { BuildOutput } from '../../engine/options.js';
 import { parseEpoch } from '../../engine/time.js';
-import { progressFromFlags } from '../progress-flag.js';
+import { progressFlagSpecs, progressFlagsHelp, progressFromFlags } from '../progress-flag.js';
 import { flagBool, flagList, flagString, parseArgs, parseKeyValues, type FlagSpec } from '../args.js';
 import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
 import type { CliCommand, CliIO } from '../types.js';
@@ -33,7 +33,7 @@ const specs: FlagSpec[] = [
   { name: 'output', short: 'o', type: 'list' },
   { name: 'digest-file', type: 'string' },
   { name: 'metadata-file', type: 'string' },
-  { name: 'progress', type: 'string' },
+  ...progressFlagSpecs,
   { name: 'source-date-epoch', type: 'string' },
   { name: 'cache-dir', type: 'string' },
   { name: 'executor', type: 'string' },
@@ -63,7 +63,7 @@ Options:
                              containerimage.descriptor, image.name) plus ocistack.layers
                              and ocistack.pushed
                              (FILE's directory, and --output's, are checked before the build starts)
-      --progress MODE        auto, plain, json or quiet (default auto)
+${progressFlagsHelp}
       --source-date-epoch N  clamp all timestamps to N (also read from $SOURCE_DATE_EPOCH)
       --cache-dir DIR        blob cache (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)
       --executor NAME        what runs RUN steps: runc or none (default: runc when it is on
