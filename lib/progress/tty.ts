@@ -127,7 +127,8 @@ export class TtyRenderer {
         break;
       case 'build':
         // Held for the final frame: the summary is the last line, after the command's own messages.
-        this.summary.push(formatSummary(e));
+        // With the full digest when it fits; the full one is on stdout anyway.
+        this.summary.push([...formatSummary(e)].length <= this.width() ? formatSummary(e) : formatSummary({ ...e, digest: `sha256:${shortDigest(e.digest)}` }));
         return;
       default:
         for (const l of formatPlain(e).split('\n')) commit.push(this.fit(printable(l)));
@@ -164,15 +165,16 @@ export class TtyRenderer {
 
   private onStep(e: Extract<ProgressEvent, { type: 'step' }>, commit: string[]): void {
     const title = printable(stepTitle(e)).replace(/\s*\n\s*/g, ' ');
+    const live = this.steps.get(e.id);
     if (e.status === 'start') {
       this.steps.set(e.id, { id: e.id, title, started: this.now(), output: [] });
       if (!this.stopTimer && this.every) this.stopTimer = this.every(TICK_MS, () => this.tick());
       return;
     }
-    const live = this.steps.get(e.id);
     this.steps.delete(e.id);
     const took = formatDuration(e.durationMs ?? (live ? this.now() - live.started : 0));
-    const left = `${e.id} ${title}`;
+    // The start's title when the closing event carries no position.
+    const left = `${e.id} ${e.index === undefined && live ? live.title : title}`;
     if (e.status === 'cached') commit.push(this.paint('34', this.fitRight(left, 'CACHED')));
     else if (e.status === 'done') commit.push(this.paint('34', this.fitRight(left, took)));
     else {
