@@ -42,7 +42,7 @@ const build: ProgressEvent[] = [
 
 test('step titles: [stage n/m] with a position, the name as it is without one', () => {
   assert.is(stepTitle({ name: '[build] COPY . /app', index: 2, total: 5 }), '[build 2/5] COPY . /app');
-  assert.is(stepTitle({ name: '[0] COPY . /app', index: 1, total: 1 }), '[0 1/1] COPY . /app');
+  assert.is(stepTitle({ name: '[0] COPY . /app', index: 1, total: 1 }), '[stage-0 1/1] COPY . /app', 'an unnamed stage as BuildKit names it');
   assert.is(stepTitle({ name: '[build] COPY . /app' }), '[build] COPY . /app');
   assert.is(stepTitle({ name: 'pull busybox' }), 'pull busybox');
 });
@@ -230,10 +230,10 @@ test('tty: an error keeps the failing step\'s last output; Ctrl-C (finish while 
   r.finish();
   r.handle({ type: 'info', message: 'after the end' });
   assert.equal(screen(s.text()).map((l) => l.replace(/ +/g, ' ')), [
-    '#5 [0 1/2] RUN false ERROR 0.7s',
+    '#5 [stage-0 1/2] RUN false ERROR 0.7s',
     ' make: *** [all] Error 1',
     '#5 error: exit code 1',
-    '#6 [1 1/1] RUN sleep 9 CANCELED 0.7s',
+    '#6 [stage-1 1/1] RUN sleep 9 CANCELED 0.7s',
   ]);
   assert.is(s.text().split(SHOW_CURSOR).length - 1, 1, 'the cursor is shown once');
 });

@@ -21,6 +21,17 @@ export const progressFlagsHelp = `      --progress MODE        auto (tty on a te
 
 /** The renderers a command opened, finished by runCommand (lib/cli/main.ts) however the command ends. */
 const open = new WeakMap<CliIO, Renderer[]>();
+/** Live terminal renderers of this process, for finishAllProgress. */
+const liveTty = new Set<Renderer>();
+
+/**
+ * Every live terminal view prints its final frame now: lib/cli/process.ts
+ * calls it on Ctrl-C before it writes its own message, which would
+ * otherwise land inside the live area and break its redraw.
+ */
+export function finishAllProgress(): void {
+  for (const r of [...liveTty]) r.finish();
+}
 
 /**
  * Every renderer opened for `io` prints its final frame (and shows the
@@ -50,9 +61,11 @@ export function progressFromFlags(p: ParsedArgs, io: CliIO): Renderer {
   if (!isTTY || (mode !== 'tty' && mode !== 'auto')) return r;
   const onExit = () => r.finish();
   process.once('exit', onExit);
+  liveTty.add(r);
   const finish = r.finish;
   r.finish = () => {
     process.removeListener('exit', onExit);
+    liveTty.delete(r);
     finish();
   };
   return r;

@@ -17,7 +17,8 @@ type BuildEvent = Extract<ProgressEvent, { type: 'build' }>;
 export function stepTitle(e: Pick<StepEvent, 'name' | 'index' | 'total'>): string {
   if (e.index === undefined || e.total === undefined) return e.name;
   const m = /^\[([^\]]*)\] /.exec(e.name);
-  if (m) return `[${m[1]} ${e.index}/${e.total}] ${e.name.slice(m[0].length)}`;
+  // An unnamed stage is `stage-N`, as BuildKit calls it.
+  if (m) return `[${/^\d+$/.test(m[1]!) ? `stage-${m[1]}` : m[1]} ${e.index}/${e.total}] ${e.name.slice(m[0].length)}`;
   return `[${e.index}/${e.total}] ${e.name}`;
 }
 
