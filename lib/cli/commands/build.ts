@@ -9,7 +9,7 @@ import { UsageError } from '../../errors.js';
 import { build } from '../../engine/build.js';
 import type { BuildOutput } from '../../engine/options.js';
 import { parseEpoch } from '../../engine/time.js';
-import { progressFlagSpecs, progressFlagsHelp, progressFromFlags } from '../progress-flag.js';
+import { finishProgress, progressFlagSpecs, progressFlagsHelp, progressFromFlags } from '../progress-flag.js';
 import { flagBool, flagList, flagString, parseArgs, parseKeyValues, type FlagSpec } from '../args.js';
 import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
 import type { CliCommand, CliIO } from '../types.js';
@@ -163,6 +163,7 @@ export const command: CliCommand = {
     if (digestFile) await writeFileAtomic(path.resolve(io.cwd, digestFile), `${result.manifestDigest}\n`);
     if (metadataFile) await writeFileAtomic(path.resolve(io.cwd, metadataFile), JSON.stringify(buildMetadata(result), null, 2) + '\n');
     for (const ref of result.pushed) onProgress({ type: 'info', message: `pushed ${ref}@${result.manifestDigest}` });
+    finishProgress(io); // the summary is the last progress line, the digest the last line of all
     io.stdout.write(`${result.manifestDigest}\n`);
     return 0;
   },
