@@ -74,12 +74,12 @@ test('plain: one line per event with durations, CACHED, output by step id, blobs
   assert.not.ok(s.text().includes('\x1b'), 'a program\'s escape codes are not copied into the log');
 });
 
-test('plain: an error says the step, its duration and the message; no position falls back to the name', () => {
+test('plain: an error says the step id, its duration and the message; no position falls back to the name', () => {
   const s = sink();
   const r = createRenderer('plain', s.stream);
   r({ type: 'step', id: '#4', name: 'pull busybox', status: 'start' });
   r({ type: 'step', id: '#4', name: 'pull busybox', status: 'error', error: 'not found', durationMs: 300 });
-  assert.is(s.text(), '#4 pull busybox\n#4 ERROR 0.3s: pull busybox: not found\n');
+  assert.is(s.text(), '#4 pull busybox\n#4 ERROR 0.3s: not found\n');
 });
 
 test('auto is plain without escape codes when the stream is not a terminal', () => {

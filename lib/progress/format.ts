@@ -70,7 +70,8 @@ export function formatPlain(e: ProgressEvent): string {
         case 'cached':
           return `${e.id} CACHED`;
         case 'error':
-          return `${e.id} ERROR${took}: ${stepTitle(e)}: ${e.error ?? ''}`;
+          // The step's title was on its start line, like BuildKit's `#3 ERROR: ...`.
+          return `${e.id} ERROR${took}: ${e.error ?? ''}`;
       }
       return '';
     }

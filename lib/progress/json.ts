@@ -14,7 +14,7 @@ export function jsonLine(e: ProgressEvent, timeMs: number): Record<string, unkno
   const head = { v: JSON_PROGRESS_VERSION, time: new Date(timeMs).toISOString(), type: e.type };
   switch (e.type) {
     case 'step':
-      return { ...head, id: e.id, stage: e.stage, name: e.name, index: e.index, total: e.total, status: e.status, durationMs: e.durationMs, error: e.error };
+      return { ...head, id: e.id, stage: e.stage, name: e.name, index: e.index, total: e.total, status: e.status, durationMs: ms(e.durationMs), error: e.error };
     case 'output':
       return { ...head, id: e.id, stream: e.stream, line: e.line };
     case 'log':
@@ -26,6 +26,11 @@ export function jsonLine(e: ProgressEvent, timeMs: number): Record<string, unkno
     case 'info':
       return { ...head, message: e.message };
     case 'build':
-      return { ...head, image: e.image, digest: e.digest, durationMs: e.durationMs, steps: e.steps, cached: e.cached };
+      return { ...head, image: e.image, digest: e.digest, durationMs: ms(e.durationMs), steps: e.steps, cached: e.cached };
   }
+}
+
+/** Whole milliseconds: the engine measures with performance.now(), tools want integers. */
+function ms(n: number | undefined): number | undefined {
+  return n === undefined ? undefined : Math.round(n);
 }
