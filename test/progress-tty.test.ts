@@ -1,5 +1,5 @@
 /**
- * The live progress in a real terminal: tmux (a private server, -L) runs the
+ * The live progress in a real terminal: tmux (a private server, -S in a temp dir) runs the
  * real bin building a busybox-based Dockerfile whose RUN (through runc)
  * prints lines and sleeps, and `capture-pane` reads what the terminal shows
  * while it runs and at the end. Checks the numbered step lines, the live
@@ -21,7 +21,8 @@ import { busyboxBase } from './helpers/images.js';
 import { makeTempDir, requireTool, run, runOk } from './helpers/tools.js';
 import { BIN } from './helpers/cli.js';
 
-const SOCKET = `ocistack-progress-${process.pid}`;
+/** A private server: its socket in our temp dir, removed with it (-L would leave one in /tmp/tmux-UID). */
+let socket: string;
 let tmux: string;
 let reg: TestRegistry;
 let base: string;
@@ -30,6 +31,7 @@ let session = 0;
 
 test.before(async () => {
   tmux = requireTool('tmux');
+  socket = join(makeTempDir('progress-tmux'), 'sock');
   requireTool('runc');
   reg = await withRegistry('none');
   base = await busyboxBase(reg);
@@ -38,11 +40,11 @@ test.before(async () => {
 
 test.after(async () => {
   // The private server and every pane in it.
-  await run(tmux, ['-L', SOCKET, 'kill-server']);
+  if (socket) await run(tmux, ['-S', socket, 'kill-server']);
 });
 
 function t(...args: string[]): Promise<string> {
-  return runOk(tmux, ['-L', SOCKET, ...args]);
+  return runOk(tmux, ['-S', socket, ...args]);
 }
 
 interface Pane {
