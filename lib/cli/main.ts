@@ -2,6 +2,7 @@
  * The `ocistack` command: dispatch to lib/cli/commands/*, print errors the
  * same way for all of them, and map them to exit codes (1 failure, 2 usage).
  */
+import { finishProgress } from './progress-flag.js';
 import { isOcistackError } from '../errors.js';
 import type { CliCommand, CliIO } from './types.js';
 import { commandEntries, commandNames, loadAllCommands } from './commands/index.js';
@@ -64,8 +65,11 @@ export async function runCommand(cmd: CliCommand, rest: string[], fullIo: CliIO)
     return 0;
   }
   try {
-    return await cmd.run(rest, fullIo);
+    const code = await cmd.run(rest, fullIo);
+    finishProgress(fullIo);
+    return code;
   } catch (e) {
+    finishProgress(fullIo); // the final progress frame first: the error is never drawn over
     if (isOcistackError(e)) {
       fullIo.stderr.write(`error: ${e.format()}\n`);
       return e.exitCode;

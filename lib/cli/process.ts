@@ -13,6 +13,7 @@
 import { interruptedError } from '../abort.js';
 import { removeRegisteredTemps, removeRegisteredTempsSync } from '../temp-files.js';
 import { main } from './main.js';
+import { finishAllProgress } from './progress-flag.js';
 
 /** How long the library may take to unwind after an abort. */
 export const UNWIND_MS = 5_000;
@@ -31,6 +32,7 @@ export async function runCli(argv: string[]): Promise<void> {
     }
     received = sig;
     process.exitCode = code;
+    finishAllProgress(); // the progress view's last frame first, then our message below it
     process.stderr.write(`\n${sig === 'SIGINT' ? 'interrupted' : 'terminated'}: stopping and removing temp files (${sig === 'SIGINT' ? 'Ctrl-C' : 'signal'} again to quit at once)\n`);
     controller.abort(interruptedError(`received ${sig}`));
     // Bounded: a request that does not notice the abort cannot keep us here.

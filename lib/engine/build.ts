@@ -96,6 +96,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
 async function buildMarked(opts: BuildOptions): Promise<BuildResult> {
   const env = opts.env ?? process.env;
   const progress = opts.onProgress ?? silent;
+  const buildStarted = performance.now();
   const contextDir = path.resolve(opts.context);
   await assertDirectory(contextDir);
   const dockerfilePath = path.resolve(opts.dockerfile ?? path.join(contextDir, 'Dockerfile'));
@@ -176,6 +177,8 @@ async function buildMarked(opts: BuildOptions): Promise<BuildResult> {
     manifestDigest = res.digest;
   }
 
+  // The last event: the renderers' summary line (`built in 3.2s, 5 steps (3 cached) sha256:…`).
+  progress({ type: 'build', digest: manifestDigest, durationMs: performance.now() - buildStarted, steps: session.steps.length, cached: session.steps.filter((st) => st.cached).length });
   return {
     manifestDigest,
     configDigest: image.config.digest,
@@ -224,6 +227,7 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
     const name = stageLabel(stage) + redactUrlCredentials(instr.original);
     throwIfAborted(s.opts.signal);
     const started = performance.now();
+    // index/total place the step in its stage: `[build 2/5]` in the tty and plain renderers.
     s.progress({ type: 'step', id, stage: stage.name, name, status: 'start', index, total });
     let cached: boolean;
     try {

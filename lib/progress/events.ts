@@ -26,7 +26,15 @@ export type ProgressEvent =
   | { type: 'output'; id: string; stream: 'stdout' | 'stderr'; line: string }
   | { type: 'blob'; id: string; action: 'pull' | 'push' | 'mount' | 'exists'; digest: string; total?: number; current: number; done?: boolean }
   | { type: 'warning'; message: string; location?: { file: string; line: number; column?: number } }
-  | { type: 'info'; message: string };
+  | { type: 'info'; message: string }
+  /**
+   * The build finished: its manifest digest, how long it took and how many
+   * steps ran or came from the cache. The last event of a successful build
+   * (a failed one ends with its step's `error`); renderers print their
+   * summary line from it. `image` is set when several builds share one
+   * renderer (stacks).
+   */
+  | { type: 'build'; digest: string; durationMs: number; steps: number; cached: number; image?: string };
 
 export type ProgressListener = (event: ProgressEvent) => void;
 

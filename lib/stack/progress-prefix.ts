@@ -23,6 +23,8 @@ export function prefixEvent(name: string, e: ProgressEvent): ProgressEvent {
     case 'warning':
     case 'info':
       return { ...e, message: `${p}${e.message}` };
+    case 'build':
+      return { ...e, image: name };
   }
 }
 

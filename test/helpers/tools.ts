@@ -21,7 +21,8 @@ export type ToolName =
   | 'openssl'
   | 'htpasswd'
   | 'busybox'
-  | 'debootstrap';
+  | 'debootstrap'
+  | 'tmux';
 
 /** Debian package that provides each tool (for the error hint). */
 const PACKAGE_OF: Record<ToolName, string> = {
@@ -35,6 +36,7 @@ const PACKAGE_OF: Record<ToolName, string> = {
   htpasswd: 'apache2-utils',
   busybox: 'busybox-static',
   debootstrap: 'debootstrap',
+  tmux: 'tmux',
 };
 
 /** Raised when a required command is not installed. Tests must fail on it, never skip. */

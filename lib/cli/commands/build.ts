@@ -9,7 +9,7 @@ import { UsageError } from '../../errors.js';
 import { build } from '../../engine/build.js';
 import type { BuildOutput } from '../../engine/options.js';
 import { parseEpoch } from '../../engine/time.js';
-import { progressFromFlags } from '../progress-flag.js';
+import { finishProgress, progressFlagSpecs, progressFlagsHelp, progressFromFlags } from '../progress-flag.js';
 import { flagBool, flagList, flagString, parseArgs, parseKeyValues, type FlagSpec } from '../args.js';
 import { registryFlagSpecs, registryFlagsHelp, registryOptionsFromFlags } from '../registry-flags.js';
 import type { CliCommand, CliIO } from '../types.js';
@@ -36,7 +36,7 @@ const specs: FlagSpec[] = [
   // podman/buildah spell it --digestfile.
   { name: 'digestfile', type: 'string' },
   { name: 'metadata-file', type: 'string' },
-  { name: 'progress', type: 'string' },
+  ...progressFlagSpecs,
   { name: 'source-date-epoch', type: 'string' },
   { name: 'cache-dir', type: 'string' },
   { name: 'executor', type: 'string' },
@@ -76,7 +76,7 @@ Options:
                              ocistack.outputs
                              and ocistack.steps (per step: cached, durationMs)
                              (FILE's directory, and --output's, are checked before the build starts)
-      --progress MODE        auto, plain, json or quiet (default auto)
+${progressFlagsHelp}
       --source-date-epoch N  clamp all timestamps to N (also read from $SOURCE_DATE_EPOCH)
       --cache-dir DIR        blob cache (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)
       --no-cache             run every step, use no cached result (results are still recorded)
@@ -176,6 +176,7 @@ export const command: CliCommand = {
     if (digestFile) await writeFileAtomic(path.resolve(io.cwd, digestFile), `${result.manifestDigest}\n`);
     if (metadataFile) await writeFileAtomic(path.resolve(io.cwd, metadataFile), JSON.stringify(buildMetadata(result, { outputs }), null, 2) + '\n');
     for (const ref of result.pushed) onProgress({ type: 'info', message: `pushed ${ref}@${result.manifestDigest}` });
+    finishProgress(io); // the summary is the last progress line, the digest the last line of all
     io.stdout.write(`${result.manifestDigest}\n`);
     return 0;
   },

@@ -5,7 +5,7 @@
  */
 import { UsageError } from '../../errors.js';
 import { BlobStore } from '../../image/store.js';
-import { progressFromFlags } from '../progress-flag.js';
+import { progressFlagSpecs, progressFlagsHelp, progressFromFlags } from '../progress-flag.js';
 import { copyCredentialHosts, copyImage, formatLocation, parseLocation, type ImageLocation } from '../../registry/copy.js';
 import { parseReference } from '../../registry/reference.js';
 import type { Credentials } from '../../registry/types.js';
@@ -15,7 +15,7 @@ import { checkFileDest } from '../../engine/output-dest.js';
 import type { CliCommand, CliIO } from '../types.js';
 
 export const copyFlagSpecs: FlagSpec[] = [
-  { name: 'progress', type: 'string' },
+  ...progressFlagSpecs,
   { name: 'platform', type: 'string' },
   { name: 'all', short: 'a', type: 'boolean' },
   { name: 'cache-dir', type: 'string' },
@@ -25,7 +25,7 @@ export const copyFlagSpecs: FlagSpec[] = [
   ...registryFlagSpecs,
 ];
 
-export const copyFlagsHelp = `      --progress MODE        auto, plain, json or quiet (default auto)
+export const copyFlagsHelp = `${progressFlagsHelp}
       --platform OS/ARCH     platform to copy from a multi-platform source (default: this machine)
   -a, --all                  copy a multi-platform index with every platform
       --cache-dir DIR        blob cache (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)

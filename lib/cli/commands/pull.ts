@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { UsageError } from '../../errors.js';
 import { BlobStore } from '../../image/store.js';
-import { progressFromFlags } from '../progress-flag.js';
+import { progressFlagSpecs, progressFlagsHelp, progressFromFlags } from '../progress-flag.js';
 import { copyImage, formatLocation, parseLocation } from '../../registry/copy.js';
 import { pullImage } from '../../registry/pull.js';
 import { flagBool, flagString, parseArgs, type FlagSpec } from '../args.js';
@@ -14,7 +14,7 @@ import type { CliCommand } from '../types.js';
 
 const specs: FlagSpec[] = [
   { name: 'output', short: 'o', type: 'string' },
-  { name: 'progress', type: 'string' },
+  ...progressFlagSpecs,
   { name: 'platform', type: 'string' },
   { name: 'all', short: 'a', type: 'boolean' },
   { name: 'cache-dir', type: 'string' },
@@ -28,7 +28,7 @@ REF is a registry reference (docker:// optional).
 
 Options:
   -o, --output DEST          oci:DIR[:TAG] or docker-archive:FILE[:REF] (TAG defaults to REF's tag)
-      --progress MODE        auto, plain, json or quiet (default auto)
+${progressFlagsHelp}
       --platform OS/ARCH     platform to pull from a multi-platform image (default: this machine)
   -a, --all                  pull every platform of a multi-platform image (with --output oci:)
       --cache-dir DIR        blob cache (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)

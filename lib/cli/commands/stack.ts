@@ -20,7 +20,7 @@ import {
 } from '../../stack/providers.js';
 import type { GiteaAccess } from '../../stack/types.js';
 import { flagBool, flagList, flagString, parseArgs, parseKeyValues, type FlagSpec, type ParsedArgs } from '../args.js';
-import { progressFromFlags } from '../progress-flag.js';
+import { progressFlagSpecs, progressFlagsHelp, progressFromFlags } from '../progress-flag.js';
 import { parseCreds, parseDuration, parseSize, registryFlagSpecs, registryFlagsHelp } from '../registry-flags.js';
 import { formatAccessSources, formatFailures, formatListing, formatPins, formatSummary } from '../stack-report.js';
 import type { CliCommand, CliIO } from '../types.js';
@@ -40,7 +40,7 @@ const buildSpecs: FlagSpec[] = [
   ...targetSpecs,
   { name: 'build-arg', type: 'list' },
   { name: 'platform', type: 'string' },
-  { name: 'progress', type: 'string' },
+  ...progressFlagSpecs,
   { name: 'source-date-epoch', type: 'string' },
   { name: 'cache-dir', type: 'string' },
   { name: 'executor', type: 'string' },
@@ -86,7 +86,8 @@ Build and push:
       --fail-fast            stop at the first failing image (default: build the others anyway)
       --build-arg K=V        a build argument for every image (repeatable; wins over ocistack.yaml's)
       --platform OS/ARCH     target platform of images that name none (default: this machine)
-      --progress MODE        auto, plain, json or quiet (default auto); each line starts with [IMAGE]
+${progressFlagsHelp}
+                             (each line starts with [IMAGE])
       --source-date-epoch N  clamp all timestamps to N (also read from $SOURCE_DATE_EPOCH)
       --cache-dir DIR        the one blob cache of every image (default $OCISTACK_CACHE_DIR or ~/.cache/ocistack)
       --executor NAME        what runs RUN steps: runc or none (default: runc when it is on PATH)
