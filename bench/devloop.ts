@@ -33,6 +33,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from '../test/helpers/cli.js';
+import { ensureIdpHostsEntry, GITEA_HOST } from '../test/helpers/gitea-registry.js';
 import { busyboxBase } from '../test/helpers/images.js';
 import { skopeoInspectArgs, startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { makeTempDir, removeTempDir, requireTool } from '../test/helpers/tools.js';
@@ -44,7 +45,7 @@ const TOOLS = ['ocistack', 'buildah', 'docker'] as const;
 type Tool = (typeof TOOLS)[number];
 const SCENARIOS = ['cold', 'unchanged', 'one-file'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-const LAYER_TOOLS = ['ocistack layer writer', 'tar | gzip -6', 'tar | pigz -6'] as const;
+const LAYER_TOOLS = ['ocistack layer writer', 'tar + gzip -6', 'tar + pigz -6'] as const;
 
 interface Options {
   scales: number[];
@@ -217,7 +218,10 @@ class Devloop {
 
   private fail(tool: string, e: unknown): void {
     this.broken.add(tool);
-    const msg = `${tool} failed and is skipped from here on: ${(e as Error).message.split('\n').slice(0, 12).join('\n    ')}`;
+    // The first line names the command, the last lines say why.
+    const lines = (e as Error).message.split('\n').filter((l) => l.trim());
+    const why = lines.length > 12 ? [lines[0]!, '...', ...lines.slice(-10)] : lines;
+    const msg = `${tool} failed and is skipped from here on: ${why.join('\n    ')}`;
     this.notes.push(msg);
     log(`  ${msg}`);
   }
@@ -257,7 +261,7 @@ class Devloop {
           m = await measure(process.execPath, [writer, app.dir, 'node_modules', out], this.scratch, { env: this.nodeEnv, onLine: (l) => (line = l.startsWith('{') ? l : line) });
           bytes = (JSON.parse(line) as { size: number }).size;
         } else {
-          const gz = t === 'tar | gzip -6' ? 'gzip -6' : 'pigz -6';
+          const gz = t === 'tar + gzip -6' ? 'gzip -6' : 'pigz -6';
           const file = join(out, 'layer.tar.gz');
           m = await measure('sh', ['-c', `tar -C "$1" -cf - node_modules | ${gz} > "$2"`, 'sh', app.dir, file], this.scratch);
           bytes = readFileSync(file).length;
@@ -311,7 +315,7 @@ function layerTable(rows: Row[]): string {
   const head = ['scale', 'writer', 'median s', 'min-max s', 'peak RSS MiB', 'compressed MB', 'x pigz -6'];
   const out: string[][] = [];
   for (const r of rows.filter((x) => x.scenario === 'layer write')) {
-    const pigz = rows.find((x) => x.scale === r.scale && x.scenario === 'layer write' && x.tool === 'tar | pigz -6');
+    const pigz = rows.find((x) => x.scale === r.scale && x.scenario === 'layer write' && x.tool === 'tar + pigz -6');
     out.push([`${r.scale}x`, r.tool, sec(median(r.ms)), `${sec(Math.min(...r.ms))}-${sec(Math.max(...r.ms))}`, (Math.max(...r.rssKiB) / 1024).toFixed(0), ((r.bytes ?? 0) / 1e6).toFixed(1), pigz ? (median(r.ms) / median(pigz.ms)).toFixed(2) : '']);
   }
   return markdownTable(head, out);
@@ -334,8 +338,8 @@ function targetTable(rows: Row[]): string {
     const b = get(scale, 'buildah', 'cold');
     if (o && b) add(`cold build+push <= 0.25x Buildah at ${scale}x`, median(o.ms) / median(b.ms), 0.25, 'x');
     const w = get(scale, 'ocistack layer writer', 'layer write');
-    const p = get(scale, 'tar | pigz -6', 'layer write');
-    if (w && p) add(`layer writing <= 1.5x tar | pigz -6 at ${scale}x`, median(w.ms) / median(p.ms), 1.5, 'x');
+    const p = get(scale, 'tar + pigz -6', 'layer write');
+    if (w && p) add(`layer writing <= 1.5x tar + pigz -6 at ${scale}x`, median(w.ms) / median(p.ms), 1.5, 'x');
   }
   const rss10 = rows.filter((r) => r.scale === 10 && r.tool === 'ocistack');
   if (rss10.length) add('ocistack peak RSS <= 200 MB at 10x (max of its scenarios)', Math.max(...rss10.flatMap((r) => r.rssKiB)) * 1024 / 1e6, 200, ' MB', 0);
@@ -361,7 +365,12 @@ async function main(): Promise<void> {
   const root = makeTempDir('bench-devloop');
   const scratch = join(root, 'scratch');
   mkdirSync(scratch, { recursive: true });
-  const reg = await startRegistry();
+  // Not "localhost": BuildKit (docker 20.10) talks plain HTTP to localhost
+  // registries whatever their CA; a name in the test certificate that
+  // resolves to 127.0.0.1 gets HTTPS with the CA from certs.d, and every tool
+  // uses the same name.
+  await ensureIdpHostsEntry();
+  const reg = await startRegistry({ hostname: GITEA_HOST });
   let docker: Dockerd | undefined;
   const notes: string[] = [];
   let bench: Devloop | undefined;
