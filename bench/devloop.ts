@@ -420,7 +420,8 @@ async function main(): Promise<void> {
       p('x buildah / x docker = ocistack / that tool (below 1: ocistack faster); same digest = unchanged rebuilds that pushed the same manifest digest as the build before\n');
       p(resultTable(bench.rows));
       if (bench.rows.some((r) => r.scenario === 'layer write')) p('\nLayer writing (node_modules -> tar.gz):\n\n' + layerTable(bench.rows));
-      p('\n' + targetTable(bench.rows));
+      const targets = targetTable(bench.rows);
+      if (targets.split('\n').length > 2) p('\n' + targets);
       for (const n of notes) p(`\nnote: ${n}`);
       if (opts.json) writeFileSync(opts.json, JSON.stringify({ options: { ...opts, only: [...opts.only] }, started, loadBefore, loadAfter: loadAverages(), versions, rows: bench.rows, notes }, null, 2));
     }

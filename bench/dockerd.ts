@@ -5,7 +5,8 @@
  * system daemon's state. No bridge and no iptables rules (builds use the host
  * network, as Buildah's chroot isolation does): the machine's network is left
  * alone. The bench registry's CA goes to /etc/docker/certs.d/HOST/ca.crt
- * (the only place dockerd reads registry CAs from) and is removed on stop.
+ * (the only place dockerd reads registry CAs from) and is removed on stop,
+ * as is the trust key dockerd 20.10 writes to /etc/docker/key.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
@@ -41,6 +42,8 @@ export async function startDockerd(dir: string, registryHost: string, caFile: st
   writeFileSync(config, '{}\n');
   const certDir = join('/etc/docker/certs.d', registryHost);
   const hadCertsD = existsSync('/etc/docker/certs.d');
+  // dockerd 20.10 writes its trust key there whatever the data root is.
+  const hadKey = existsSync('/etc/docker/key.json');
   mkdirSync(certDir, { recursive: true });
   copyFileSync(caFile, join(certDir, 'ca.crt'));
   const logFile = join(dir, 'dockerd.log');
@@ -86,6 +89,7 @@ export async function startDockerd(dir: string, registryHost: string, caFile: st
     const mounts = spawnSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' }).stdout.split('\n').filter((m) => m.startsWith(dir + '/'));
     for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
     rmSync(certDir, { recursive: true, force: true });
+    if (!hadKey) rmSync('/etc/docker/key.json', { force: true });
     // Leave /etc/docker as it was: drop certs.d when this made it and nothing else is in it.
     if (!hadCertsD) {
       try {
