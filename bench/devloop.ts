@@ -4,7 +4,8 @@
  * node_modules-like tree, sources, config; Dockerfile with WORKDIR, four
  * COPYs, a RUN, ENV, EXPOSE, USER, CMD on busybox from a local TLS
  * registry), each built AND pushed by
- *   - ocistack: the built bin, a fresh process every time, its own cache dir;
+ *   - ocistack: the built bin, a fresh process every time, its own cache dir,
+ *     `--progress json` (its step events give the per-step table);
  *   - Buildah: `buildah bud --layers` + `buildah push`, as root, chroot
  *     isolation, storage (overlay driver by default) in a temp dir;
  *   - Docker: Debian's docker.io `docker build` (BuildKit) + `docker push`
@@ -88,6 +89,36 @@ interface Row {
   sameDigest: boolean[];
   /** Compressed bytes (layer writing). */
   bytes?: number;
+  /** ocistack: each step's time (start to done/cached event, ms) per run, by step name. */
+  steps?: Map<string, number[]>;
+}
+
+/**
+ * Step times from ocistack's `--progress json` events as their lines arrive
+ * (start to done or cached, by step id), so the table can say which step a
+ * scenario's time went to; the rest is start-up, pulling and pushing.
+ */
+function stepTimer(): { onLine: (line: string, ms: number) => void; steps: Map<string, number> } {
+  const started = new Map<string, { name: string; ms: number }>();
+  const steps = new Map<string, number>();
+  return {
+    steps,
+    onLine: (line, ms) => {
+      if (!line.startsWith('{')) return;
+      let e: { type?: string; id?: string; name?: string; status?: string };
+      try {
+        e = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (e.type !== 'step' || !e.id) return;
+      if (e.status === 'start') started.set(e.id, { name: e.name ?? e.id, ms });
+      else if ((e.status === 'done' || e.status === 'cached') && started.has(e.id)) {
+        const s = started.get(e.id)!;
+        steps.set(s.name, (steps.get(s.name) ?? 0) + ms - s.ms);
+      }
+    },
+  };
 }
 
 class Devloop {
@@ -132,7 +163,7 @@ class Devloop {
     const state = this.fresh(`${tool}-state`);
     // Every run starts from the generated sources.
     writeFileSync(join(app.dir, app.changedFile), app.changedOriginal);
-    let build: () => Promise<Measured>;
+    let build: () => Promise<Measured & { steps?: Map<string, number> }>;
     let cleanup: () => Promise<void> = async () => {};
     if (tool === 'ocistack') build = () => this.ocistack(app, ref, state);
     else if (tool === 'buildah') {
@@ -151,6 +182,10 @@ class Devloop {
         const r = this.row(app.scale, tool, scenario);
         r.ms.push(m.ms);
         r.rssKiB.push(m.rssKiB);
+        if (m.steps) {
+          r.steps ??= new Map();
+          for (const [name, ms] of m.steps) r.steps.set(name, [...(r.steps.get(name) ?? []), ms]);
+        }
         const digest = this.pushedDigest(ref);
         if (scenario === 'unchanged') r.sameDigest.push(digest === previous);
         previous = digest;
@@ -161,9 +196,11 @@ class Devloop {
     }
   }
 
-  private ocistack(app: DevloopApp, ref: string, cacheDir: string): Promise<Measured> {
-    const args = [BIN, 'build', app.dir, '-t', ref, '--push', '--cache-dir', cacheDir, '--ca-file', this.reg.caFile, '--progress', 'quiet'];
-    return measure(process.execPath, args, this.scratch, { env: this.nodeEnv });
+  private async ocistack(app: DevloopApp, ref: string, cacheDir: string): Promise<Measured & { steps: Map<string, number> }> {
+    const args = [BIN, 'build', app.dir, '-t', ref, '--push', '--cache-dir', cacheDir, '--ca-file', this.reg.caFile, '--progress', 'json'];
+    const t = stepTimer();
+    const m = await measure(process.execPath, args, this.scratch, { env: this.nodeEnv, onLine: t.onLine });
+    return { ...m, steps: t.steps };
   }
 
   private buildahGlobal(store: string): string[] {
@@ -311,6 +348,22 @@ function resultTable(rows: Row[]): string {
   return markdownTable(head, out);
 }
 
+/** Where ocistack's time went: each step's median per scenario, and the rest (start-up, pull, push). */
+function stepTable(rows: Row[]): string {
+  const head = ['scale', 'scenario', 'step', 'median ms'];
+  const out: string[][] = [];
+  for (const r of rows.filter((x) => x.tool === 'ocistack' && x.steps)) {
+    let sum = 0;
+    for (const [name, ms] of r.steps!) {
+      const m = median(ms);
+      sum += m;
+      out.push([`${r.scale}x`, r.scenario, name.length > 60 ? name.slice(0, 57) + '...' : name, m.toFixed(0)]);
+    }
+    out.push([`${r.scale}x`, r.scenario, '(rest: start-up, pull, push; total minus steps)', (median(r.ms) - sum).toFixed(0)]);
+  }
+  return markdownTable(head, out);
+}
+
 function layerTable(rows: Row[]): string {
   const head = ['scale', 'writer', 'median s', 'min-max s', 'peak RSS MiB', 'compressed MB', 'x pigz -6'];
   const out: string[][] = [];
@@ -419,11 +472,12 @@ async function main(): Promise<void> {
       p(`versions: ${versions.join('; ')}; Buildah storage driver ${opts.buildahDriver}`);
       p('x buildah / x docker = ocistack / that tool (below 1: ocistack faster); same digest = unchanged rebuilds that pushed the same manifest digest as the build before\n');
       p(resultTable(bench.rows));
+      if (bench.rows.some((r) => r.steps)) p('\nocistack per step (from its --progress json events):\n\n' + stepTable(bench.rows));
       if (bench.rows.some((r) => r.scenario === 'layer write')) p('\nLayer writing (node_modules -> tar.gz):\n\n' + layerTable(bench.rows));
       const targets = targetTable(bench.rows);
       if (targets.split('\n').length > 2) p('\n' + targets);
       for (const n of notes) p(`\nnote: ${n}`);
-      if (opts.json) writeFileSync(opts.json, JSON.stringify({ options: { ...opts, only: [...opts.only] }, started, loadBefore, loadAfter: loadAverages(), versions, rows: bench.rows, notes }, null, 2));
+      if (opts.json) writeFileSync(opts.json, JSON.stringify({ options: { ...opts, only: [...opts.only] }, started, loadBefore, loadAfter: loadAverages(), versions, rows: bench.rows.map((r) => ({ ...r, steps: r.steps && Object.fromEntries(r.steps) })), notes }, null, 2));
     }
   }
 }
