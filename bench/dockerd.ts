@@ -66,15 +66,8 @@ export async function startDockerd(dir: string, registryHost: string, caFile: st
   const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${sock}`, DOCKER_CONFIG: join(dir, 'client'), DOCKER_BUILDKIT: '1' };
   let exited = false;
   child.on('exit', () => (exited = true));
-  const stop = async (): Promise<void> => {
-    if (!exited) {
-      child.kill('SIGTERM');
-      const gone = await new Promise<boolean>((resolve) => {
-        const t = setTimeout(() => resolve(false), 30_000);
-        child.once('exit', () => (clearTimeout(t), resolve(true)));
-      });
-      if (!gone) child.kill('SIGKILL');
-    }
+  /** After dockerd is gone: its managed containerd, mounts left under `dir`, and what it put in /etc/docker. */
+  const afterExit = (): void => {
     // dockerd normally stops its managed containerd; kill it if it outlived dockerd.
     const ctrPid = join(dir, 'exec', 'containerd', 'containerd.pid');
     if (existsSync(ctrPid)) {
@@ -98,6 +91,39 @@ export async function startDockerd(dir: string, registryHost: string, caFile: st
         // not empty or gone: leave it
       }
     }
+  };
+  // Interrupted (Ctrl-C, SIGTERM) or exiting without stop(): stop dockerd
+  // synchronously BEFORE the temp-dir cleanup of test/helpers/tools.ts runs
+  // (prepended), so its data root is not deleted under a running daemon.
+  const stopSync = (): void => {
+    if (!exited && child.pid) {
+      child.kill('SIGTERM');
+      // Wait until it is gone or a zombie (not reaped: the event loop is blocked here), at most 30 s.
+      const gone = 'while [ -e /proc/$1 ] && ! grep -q ") Z " /proc/$1/stat; do sleep 0.2; done';
+      const r = spawnSync('timeout', ['30', 'sh', '-c', gone, 'sh', String(child.pid)]);
+      if (r.status !== 0) child.kill('SIGKILL');
+    }
+    afterExit();
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    stopSync();
+    if (process.listenerCount(sig) === 0) process.exit(130);
+  };
+  process.prependListener('exit', stopSync);
+  for (const sig of signals) process.prependOnceListener(sig, onSignal);
+  const stop = async (): Promise<void> => {
+    process.removeListener('exit', stopSync);
+    for (const sig of signals) process.removeListener(sig, onSignal);
+    if (!exited) {
+      child.kill('SIGTERM');
+      const gone = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), 30_000);
+        child.once('exit', () => (clearTimeout(t), resolve(true)));
+      });
+      if (!gone) child.kill('SIGKILL');
+    }
+    afterExit();
   };
   const deadline = Date.now() + 60_000;
   for (;;) {
