@@ -46,9 +46,9 @@
  * snapshots (extracted chains under the cache dir) from the previous
  * build, as a developer's second build would; their RUNs still run.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from '../test/helpers/cli.js';
 import { busyboxBase } from '../test/helpers/images.js';
@@ -56,6 +56,7 @@ import { skopeoInspectArgs, startRegistry, type TestRegistry } from '../test/hel
 import { chownTree, giveToUser, rootlessEnv, rootlessWork, type RootlessWork } from '../test/helpers/rootless-cli.js';
 import { makeTempDir, requireTool } from '../test/helpers/tools.js';
 import { pushBigBase } from './base-image.js';
+import { load, log, markdownTable, measure, median, requireGnuTime, sec, type Measured } from './measure.js';
 import { checkParallelGzip } from '../test/layer-gzip-check.js';
 import { checkSavedLayerIndex } from '../test/layer-index-check.js';
 import { bigFiles, oneRun, smallFiles, tenRuns, typicalApp, typicalAppWithRun, type Workload } from './build-workloads.js';
@@ -93,53 +94,6 @@ function parseArgs(argv: string[]): Options {
   if (!(o.scale > 0)) throw new Error('--scale must be > 0');
   for (const w of o.only) if (!ALL.includes(w)) throw new Error(`unknown workload ${w} (${ALL.join(', ')})`);
   return o;
-}
-
-interface Measured {
-  ms: number;
-  rssKiB: number;
-}
-
-interface MeasureOptions {
-  /** Run as this user (rootless ocistack); the RSS file then goes to `rssDir`, which the user can write. */
-  as?: { uid: number; gid: number; env: NodeJS.ProcessEnv; rssDir: string };
-  /** Every line of the command's stdout and stderr, with the ms since its start when it arrived. */
-  onLine?: (line: string, ms: number) => void;
-}
-
-/** Run `cmd` under GNU time; wall time from here, peak RSS from time's %M. Throws on a non-zero exit. */
-function measure(cmd: string, args: string[], scratch: string, opts: MeasureOptions = {}): Promise<Measured> {
-  const rssFile = join(opts.as?.rssDir ?? scratch, `rss-${process.hrtime.bigint()}`);
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const c = spawn('/usr/bin/time', ['-f', '%M', '-o', rssFile, cmd, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(opts.as ? { uid: opts.as.uid, gid: opts.as.gid, env: opts.as.env } : {}),
-    });
-    let err = '';
-    const lines = (stream: NodeJS.ReadableStream, keep: boolean): void => {
-      let partial = '';
-      stream.on('data', (d: Buffer) => {
-        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-        if (keep) err += d;
-        if (!opts.onLine) return;
-        partial += d;
-        const ls = partial.split('\n');
-        partial = ls.pop()!;
-        for (const l of ls) opts.onLine(l, ms);
-      });
-    };
-    lines(c.stdout, false);
-    lines(c.stderr, true);
-    c.on('error', reject);
-    c.on('close', (code) => {
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (code !== 0) return reject(new Error(`${cmd} ${args.join(' ')} exited ${code}:\n${err.slice(-4000)}`));
-      const rssKiB = Number.parseInt(readFileSync(rssFile, 'utf8').trim().split('\n').pop()!, 10);
-      rmSync(rssFile, { force: true });
-      resolve({ ms, rssKiB });
-    });
-  });
 }
 
 /** Per-RUN times from ocistack's `--progress json` step events (start to done of each step whose name has RUN). */
@@ -198,12 +152,6 @@ interface Row {
   layerBytes: number;
   /** Each RUN step's time, over all runs (workloads with RUN). */
   perRunMs: number[];
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 class Bench {
@@ -354,19 +302,6 @@ function last(r: Row): number {
   return r.runsMs[r.runsMs.length - 1]!;
 }
 
-function sec(ms: number): string {
-  return (ms / 1000).toFixed(2);
-}
-
-/** The 1-minute load average: other work on the machine shows up in the times, so each run line says how busy it was. */
-function load(): string {
-  return ` (load ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores)`;
-}
-
-function log(s: string): void {
-  process.stderr.write(s + '\n');
-}
-
 /** `docker build` needs a daemon; this benchmark only reports when there is none. */
 function dockerNote(): string {
   const r = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { encoding: 'utf8', timeout: 10_000 });
@@ -392,15 +327,13 @@ function table(rows: Row[]): string {
       perRun === undefined ? '' : `${perRun.toFixed(0)} (${Math.min(...r.perRunMs).toFixed(0)}-${Math.max(...r.perRunMs).toFixed(0)})`, perRunX,
     ]);
   }
-  const widths = head.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  const fmt = (l: string[]) => '| ' + l.map((c, i) => c.padEnd(widths[i]!)).join(' | ') + ' |';
-  return [fmt(lines[0]!), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...lines.slice(1).map(fmt)].join('\n');
+  return markdownTable(head, lines.slice(1));
 }
 
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   requireTool('buildah');
-  if (spawnSync('/usr/bin/time', ['-f', '%M', 'true']).status !== 0) throw new Error('/usr/bin/time is missing: apt-get install -y time');
+  requireGnuTime();
   const root = makeTempDir('bench-build');
   const scratch = join(root, 'scratch');
   mkdirSync(scratch, { recursive: true });
