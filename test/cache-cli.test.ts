@@ -9,11 +9,11 @@ import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from '../lib/engine/build.js';
-import { writeRecord, recordPath, RECORD_VERSION, type CacheRecord } from '../lib/cache/record.js';
+import { writeRecord, recordPath, recordsDir, RECORD_VERSION, type CacheRecord } from '../lib/cache/record.js';
 import { BlobStore } from '../lib/image/store.js';
 import type { Digest, ImageConfig, ImageManifest } from '../lib/image/types.js';
 import { sha256 } from '../lib/image/digest.js';
@@ -36,6 +36,8 @@ async function buildImage(cache: string, content: Buffer, tag?: string): Promise
   writeFileSync(path.join(ctx, 'f'), content);
   writeFileSync(path.join(ctx, 'Dockerfile'), 'FROM scratch\nCOPY f /f\n');
   const r = await build({ context: ctx, cacheDir: cache, tags: tag ? [tag] : [], sourceDateEpoch: 1_700_000_000 });
+  // The engine records its own steps; these tests place exactly the records they reason about.
+  rmSync(recordsDir(cache), { recursive: true, force: true });
   const store = new BlobStore(cache);
   const m = await store.readJson<ImageManifest>(r.manifestDigest);
   const cfg = await store.readJson<ImageConfig>(m.config.digest);
@@ -82,7 +84,6 @@ test('ls and du describe records, images and leftovers; default prune removes on
   await record(cache, 'r1', recorded);
   // The recorded build's manifest and config go, so its layer is referenced by the record alone.
   const store = new BlobStore(cache);
-  const { rmSync } = await import('node:fs');
   rmSync(blob(cache, recorded.manifest));
   rmSync(blob(cache, recorded.config));
   const orphan = await store.putBytes(randomBytes(3000));

@@ -27,7 +27,7 @@ const DIGEST = /^sha256:[0-9a-f]{64}\n$/;
 
 test('-q and --quiet: the digest on stdout, nothing on stderr (even with --progress plain)', async () => {
   for (const flags of [['-q'], ['--quiet'], ['--progress', 'plain', '-q']]) {
-    const r = await ocistack(['build', ctx, '--cache-dir', cache, ...flags]);
+    const r = await ocistack(['build', ctx, '--no-cache', '--cache-dir', cache, ...flags]);
     assert.is(r.code, 0, r.stderr);
     assert.match(r.stdout, DIGEST);
     assert.is(r.stderr, '', flags.join(' '));
@@ -35,7 +35,7 @@ test('-q and --quiet: the digest on stdout, nothing on stderr (even with --progr
 });
 
 test('plain: numbered steps, DONE with durations, the summary with the digest; stdout only the digest', async () => {
-  const r = await ocistack(['build', ctx, '--cache-dir', cache, '--progress', 'plain']);
+  const r = await ocistack(['build', ctx, '--no-cache', '--cache-dir', cache, '--progress', 'plain']);
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, DIGEST);
   const lines = r.stderr.trim().split('\n');
@@ -49,14 +49,25 @@ test('plain: numbered steps, DONE with durations, the summary with the digest; s
 });
 
 test('auto on a pipe is plain', async () => {
-  const r = await ocistack(['build', ctx, '--cache-dir', cache], { env: { FORCE_COLOR: '' } });
+  const r = await ocistack(['build', ctx, '--no-cache', '--cache-dir', cache], { env: { FORCE_COLOR: '' } });
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stderr, /^#1 \[app 1\/2\] COPY a\.txt \/a\.txt$/m);
   assert.not.ok(r.stderr.includes('\x1b'));
 });
 
+test('plain on an unchanged rebuild: every step CACHED, the summary counts them', async () => {
+  const own = makeTempDir('progress-cli-rebuild');
+  for (const expectCached of [false, true]) {
+    const r = await ocistack(['build', ctx, '--cache-dir', own, '--progress', 'plain']);
+    assert.is(r.code, 0, r.stderr);
+    assert.is(/^#1 CACHED$/m.test(r.stderr), expectCached, r.stderr);
+    assert.is(/^#2 CACHED$/m.test(r.stderr), expectCached, r.stderr);
+    assert.match(r.stderr, expectCached ? /2 steps \(2 cached\)/ : /2 steps/);
+  }
+});
+
 test('json: every stderr line is a v1 object; steps start then done with durationMs; the build event has the digest', async () => {
-  const r = await ocistack(['build', ctx, '--cache-dir', cache, '--progress', 'json']);
+  const r = await ocistack(['build', ctx, '--no-cache', '--cache-dir', cache, '--progress', 'json']);
   assert.is(r.code, 0, r.stderr);
   const events = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   for (const e of events) {
@@ -75,7 +86,7 @@ test('json: every stderr line is a v1 object; steps start then done with duratio
 });
 
 test('rawjson: the events as the library sends them (no v, no time)', async () => {
-  const r = await ocistack(['build', ctx, '--cache-dir', cache, '--progress', 'rawjson']);
+  const r = await ocistack(['build', ctx, '--no-cache', '--cache-dir', cache, '--progress', 'rawjson']);
   assert.is(r.code, 0, r.stderr);
   const events = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.ok(events.every((e) => e.v === undefined && e.time === undefined));
@@ -83,7 +94,7 @@ test('rawjson: the events as the library sends them (no v, no time)', async () =
 });
 
 test('an unknown mode is a usage error (exit 2) that lists the modes', async () => {
-  const r = await ocistack(['build', ctx, '--cache-dir', cache, '--progress', 'fancy']);
+  const r = await ocistack(['build', ctx, '--no-cache', '--cache-dir', cache, '--progress', 'fancy']);
   assert.is(r.code, 2);
   assert.match(r.stderr, /--progress "fancy" is not a progress mode/);
   assert.match(r.stderr, /auto, tty, plain, json, rawjson, quiet/);
