@@ -19,6 +19,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { availableParallelism } from 'node:os';
 import * as zlib from 'node:zlib';
+import { cpuBudget } from '../cpu-budget.js';
 
 /** Input bytes per independently compressed block. Part of the output: changing it changes digests. */
 export const GZIP_BLOCK = 1024 * 1024;
@@ -27,7 +28,10 @@ const WINDOW = 32 * 1024;
 /**
  * Blocks compressing at once: one per core, at most 3 so that one of libuv's
  * 4 pool threads stays free for the file reads feeding us. Does not change
- * the output; bounds memory to a few MiB.
+ * the output; bounds memory to a few MiB. Each block in flight also holds a
+ * unit of the process-wide CPU budget (lib/cpu-budget.ts), so several
+ * streams at once (parallel stages) share the cores instead of each taking
+ * IN_FLIGHT of them.
  */
 const IN_FLIGHT = Math.max(1, Math.min(availableParallelism(), 3));
 /** Room for a whole block's output, so each block is one job in the thread pool, not one per 16 KiB. */
@@ -66,6 +70,8 @@ export class ParallelGzip extends Transform {
   private used = 0;
   private dictionary: Buffer | undefined;
   private readonly queue: Promise<Buffer>[] = [];
+  /** Blocks of this stream still in the thread pool (each holds a CPU budget unit). */
+  private deflating = 0;
   private crc = 0;
   private size = 0;
   private headerDone = false;
@@ -87,7 +93,16 @@ export class ParallelGzip extends Transform {
   private async dispatch(last: boolean): Promise<void> {
     const data = this.block.subarray(0, this.used);
     const stored = looksIncompressible(data);
+    // The first block in flight never waits (progress whatever holds the budget); more wait for a free core.
+    if (this.deflating === 0) cpuBudget.force();
+    else await cpuBudget.acquire();
+    this.deflating++;
     const p = deflateBlock(data, stored ? undefined : this.dictionary, stored ? 0 : this.level, last);
+    const done = () => {
+      this.deflating--;
+      cpuBudget.release();
+    };
+    p.then(done, done);
     p.catch(() => undefined); // awaited in order below; never "unhandled" meanwhile
     this.queue.push(p);
     this.dictionary = Buffer.from(data.subarray(Math.max(0, data.length - WINDOW)));
