@@ -44,6 +44,7 @@ import type { BuildOptions, BuildResult, StepReport } from './options.js';
 import { sourceDateEpochFrom, isoTime } from './time.js';
 import { defaultStageLimit, StageScheduler } from './stage-scheduler.js';
 import { StepIds } from './step-ids.js';
+import { stagesUsedBy } from './stage-refs.js';
 import { workdirLayerEntries } from './workdir.js';
 import { checkLayoutDest } from './output-dest.js';
 
@@ -236,6 +237,8 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
   for (const [n, instr] of [...onbuild, ...stage.instructions].entries()) {
     const id = n < onbuild.length ? s.ids.extra() : s.ids.instruction(stage.index, n - onbuild.length);
     const name = stageLabel(stage) + redactUrlCredentials(instr.original);
+    // The stages this step reads are waited for before it starts (not counted in its time).
+    for (const dep of stagesUsedBy(s.plan.stages, stage, instr)) await s.stages.need(dep);
     throwIfAborted(s.opts.signal);
     const started = performance.now();
     s.progress({ type: 'step', id, stage: stage.name, name, status: 'start' });

@@ -1,0 +1,203 @@
+/**
+ * Parallel stages, proven without clocks: two independent stages whose RUNs
+ * rendezvous through a shared cache mount (each writes its mark, then waits
+ * for the other's) only succeed when they run at the same time, and fail
+ * when stages are built one at a time (maxParallelStages 1). Also: a FROM
+ * chain and COPY --from wait for exactly their stage (progress event
+ * order), a failing stage aborts a sleeping RUN in another (the build fails
+ * with the first error; no runc container or step dir is left), unused
+ * stages are not built, and a parallel build's image digest and step ids
+ * equal a sequential build's. Plus the CPU budget under two gzip streams.
+ */
+import { test } from './helpers/suite.js';
+import * as assert from 'uvu/assert';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { build } from '../lib/engine/build.js';
+import { OcistackError } from '../lib/errors.js';
+import type { ProgressEvent } from '../lib/progress/events.js';
+import { runcStateDir } from '../lib/executor/runc/step.js';
+import { cpuBudget } from '../lib/cpu-budget.js';
+import { ParallelGzip } from '../lib/layer/parallel-gzip.js';
+import { withRegistry, type TestRegistry } from './helpers/registry.js';
+import { busyboxBase } from './helpers/images.js';
+import { makeTempDir, requireTool, run } from './helpers/tools.js';
+
+let reg: TestRegistry;
+let base: string;
+
+test.before(async () => {
+  requireTool('runc');
+  reg = await withRegistry('none');
+  base = await busyboxBase(reg);
+});
+
+/** A RUN that creates /c/MINE in the shared cache mount, then waits (at most TRIES x 0.1 s) for /c/OTHER. */
+const rendezvous = (mine: string, other: string) =>
+  `RUN --mount=type=cache,id=x,target=/c,sharing=shared touch /c/${mine}; i=0; ` +
+  `while [ ! -e /c/${other} ]; do i=$((i+1)); [ $i -gt $TRIES ] && { echo no ${other}; exit 7; }; sleep 0.1; done; echo ${mine} > /${mine}.txt`;
+
+const RENDEZVOUS = `ARG BASE
+FROM \${BASE} AS a
+ARG TRIES
+${rendezvous('a', 'b')}
+FROM \${BASE} AS b
+ARG TRIES
+${rendezvous('b', 'a')}
+FROM scratch
+COPY --from=a /a.txt /a.txt
+COPY --from=b /b.txt /b.txt
+`;
+
+function context(dockerfile: string): string {
+  const ctx = makeTempDir('par');
+  writeFileSync(join(ctx, 'Dockerfile'), dockerfile);
+  return ctx;
+}
+
+function buildIn(ctx: string, extra: Partial<Parameters<typeof build>[0]> = {}) {
+  return build({ context: ctx, cacheDir: join(ctx, 'cache'), registry: { caFile: reg.caFile }, buildArgs: { BASE: base }, env: { PATH: process.env.PATH }, ...extra });
+}
+
+test('two independent stages run at the same time (their RUNs meet through a shared cache mount)', async () => {
+  const ctx = context(RENDEZVOUS);
+  const r = await buildIn(ctx, { buildArgs: { BASE: base, TRIES: '200' }, maxParallelStages: 2 });
+  assert.is(r.layers.length, 2);
+});
+
+test('the same Dockerfile fails when stages are built one at a time (the rendezvous test can fail)', async () => {
+  const ctx = context(RENDEZVOUS);
+  const e = await buildIn(ctx, { buildArgs: { BASE: base, TRIES: '10' }, maxParallelStages: 1 }).catch((x: unknown) => x);
+  assert.instance(e, OcistackError);
+  assert.is((e as OcistackError).code, 'RUN_FAILED');
+});
+
+test('FROM <stage> and COPY --from=<stage> wait for exactly that stage', async () => {
+  const ctx = context(`ARG BASE
+FROM \${BASE} AS one
+RUN sleep 0.5; echo 1 > /one
+FROM one AS two
+RUN cat /one > /two-saw
+FROM \${BASE} AS three
+RUN echo three > /three
+COPY --from=two /two-saw /x
+RUN test "$(cat /x)" = 1
+FROM scratch
+COPY --from=three /x /three /
+`);
+  const events: ProgressEvent[] = [];
+  await buildIn(ctx, { onProgress: (e) => events.push(e) });
+  const steps = events.filter((e): e is Extract<ProgressEvent, { type: 'step' }> => e.type === 'step');
+  const at = (stage: string, what: string, status: string) => {
+    const i = steps.findIndex((e) => e.stage === stage && e.name.includes(what) && e.status === status);
+    assert.ok(i >= 0, `no ${status} event for ${stage} ${what}`);
+    return i;
+  };
+  assert.ok(at('two', 'RUN cat', 'start') > at('one', 'RUN sleep', 'done'), 'FROM one waits for stage one');
+  assert.ok(at('three', 'COPY --from=two', 'start') > at('two', 'RUN cat', 'done'), 'COPY --from=two starts once stage two is done');
+  // Stage three did not wait for two before its own first step: it is independent until its COPY --from.
+  assert.ok(at('three', 'RUN echo three', 'start') < at('two', 'RUN cat', 'done'), 'stage three starts without waiting for two');
+});
+
+test('a failing stage aborts the other: its sleeping RUN is killed, the first error is the build error, nothing is left', async () => {
+  const ctx = context(`ARG BASE
+FROM \${BASE} AS slow
+RUN --mount=type=cache,id=f,target=/c,sharing=shared touch /c/slow; sleep 600; echo never > /slow
+FROM \${BASE} AS bad
+RUN --mount=type=cache,id=f,target=/c,sharing=shared i=0; while [ ! -e /c/slow ]; do i=$((i+1)); [ $i -gt 200 ] && exit 9; sleep 0.1; done; exit 3
+FROM scratch
+COPY --from=slow /slow /slow
+COPY --from=bad /etc/passwd /passwd
+`);
+  const events: ProgressEvent[] = [];
+  const e = await buildIn(ctx, { onProgress: (ev) => events.push(ev) }).catch((x: unknown) => x);
+  assert.instance(e, OcistackError);
+  assert.is((e as OcistackError).code, 'RUN_FAILED', String(e));
+  assert.match((e as OcistackError).message, /3/);
+  const slowRun = events.filter((ev) => ev.type === 'step' && ev.stage === 'slow' && ev.name.includes('sleep 600'));
+  assert.equal(slowRun.map((ev) => (ev as { status: string }).status), ['start', 'error'], 'the slow RUN started and was ended');
+  const cacheDir = join(ctx, 'cache');
+  const list = await run('runc', ['--root', runcStateDir(cacheDir), 'list', '-q']);
+  assert.is(list.stdout.trim(), '', `containers left: ${list.stdout}`);
+  const steps = join(cacheDir, 'runc', 'steps');
+  assert.equal(existsSync(steps) ? readdirSync(steps) : [], [], 'no step dir left');
+});
+
+test('stages the target does not need are not built', async () => {
+  const ctx = context(`ARG BASE
+FROM \${BASE} AS unused
+RUN exit 9
+FROM \${BASE} AS used
+RUN echo used > /used
+FROM scratch
+COPY --from=used /used /used
+`);
+  const events: ProgressEvent[] = [];
+  await buildIn(ctx, { onProgress: (e) => events.push(e) });
+  assert.ok(events.some((e) => e.type === 'step' && e.stage === 'used'));
+  assert.not.ok(events.some((e) => e.type === 'step' && e.stage === 'unused'), 'no step of the unused stage ran');
+});
+
+test('a parallel build gives the digest and step ids of a sequential one', async () => {
+  const dockerfile = `ARG BASE
+FROM \${BASE} AS a
+COPY a.bin /a.bin
+RUN sha256sum /a.bin > /a.sum
+FROM \${BASE} AS b
+COPY b.bin /b.bin
+RUN sha256sum /b.bin > /b.sum
+FROM a AS c
+COPY --from=b /b.sum /b.sum
+RUN cat /a.sum /b.sum > /sums
+FROM scratch
+COPY --from=c /sums /sums
+COPY --from=a /a.bin /a.bin
+COPY --from=b /b.bin /b.bin
+`;
+  const digests: string[] = [];
+  const ids: string[] = [];
+  const payload = { a: randomBytes(3 << 20), b: Buffer.alloc(3 << 20, 'b') };
+  for (const limit of [1, 4]) {
+    const ctx = context(dockerfile);
+    writeFileSync(join(ctx, 'a.bin'), payload.a);
+    writeFileSync(join(ctx, 'b.bin'), payload.b);
+    const r = await buildIn(ctx, { maxParallelStages: limit, sourceDateEpoch: 1700000000 });
+    digests.push(r.manifestDigest);
+    ids.push(r.steps.map((s) => `${s.id} ${s.name}`).sort().join('\n'));
+  }
+  assert.is(digests[1], digests[0]);
+  assert.is(ids[1], ids[0]);
+  assert.ok(ids[0]!.includes('[c] RUN cat /a.sum /b.sum > /sums'));
+  assert.is(cpuBudget.inUse, 0, 'every CPU budget unit was given back');
+});
+
+test('two gzip streams at once share the CPU budget: never more than its capacity plus one forced block, all given back', async () => {
+  const input = Buffer.concat([randomBytes(6 << 20), Buffer.alloc(6 << 20, 'x')]);
+  let max = 0;
+  const sample = setInterval(() => (max = Math.max(max, cpuBudget.inUse)), 1);
+  const gz = (i: number) =>
+    new Promise<Buffer>((resolve, reject) => {
+      const s = new ParallelGzip();
+      const out: Buffer[] = [];
+      s.on('data', (c: Buffer) => {
+        max = Math.max(max, cpuBudget.inUse);
+        out.push(c);
+      });
+      s.on('end', () => resolve(Buffer.concat(out)));
+      s.on('error', reject);
+      for (let off = 0; off < input.length; off += 256 << 10) s.write(input.subarray(off, off + (256 << 10)));
+      s.end();
+      void i;
+    });
+  const [x, y] = await Promise.all([gz(0), gz(1)]);
+  clearInterval(sample);
+  assert.ok(gunzipSync(x!).equals(input));
+  assert.ok(y!.equals(x!), 'the budget changes when blocks run, never the bytes');
+  assert.ok(max >= 1, 'blocks took budget units');
+  assert.ok(max <= cpuBudget.capacity + 1, `${max} units in use with capacity ${cpuBudget.capacity}`);
+  assert.is(cpuBudget.inUse, 0);
+});
+
+test.run();
