@@ -17,11 +17,20 @@
  * The JS thread itself (tar headers, hashing, the layer capture walk) is
  * not counted: it is one core for the process whatever the budget says.
  * The budget never changes what is written, only when.
+ *
+ * Size: `os.availableParallelism()`, or `OCISTACK_CPU_BUDGET` (a positive
+ * integer) when set, e.g. in a container whose CPU quota is smaller than
+ * the cores it sees. Read once, when the module loads.
  */
 import { availableParallelism } from 'node:os';
 import { Semaphore } from './semaphore.js';
 
-export const cpuBudget = new Semaphore(Math.max(1, availableParallelism()));
+export const cpuBudget = new Semaphore(budgetSize(process.env.OCISTACK_CPU_BUDGET));
+
+function budgetSize(setting: string | undefined): number {
+  const n = setting !== undefined && /^\s*\d+\s*$/.test(setting) ? Number(setting) : 0;
+  return n >= 1 ? n : Math.max(1, availableParallelism());
+}
 
 /** Hold one unit while `fn` runs, without waiting for it (see the module comment). */
 export async function occupyCpu<T>(fn: () => Promise<T>): Promise<T> {
