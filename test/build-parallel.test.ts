@@ -21,6 +21,8 @@ import type { ProgressEvent } from '../lib/progress/events.js';
 import { runcStateDir } from '../lib/executor/runc/step.js';
 import { cpuBudget } from '../lib/cpu-budget.js';
 import { ParallelGzip } from '../lib/layer/parallel-gzip.js';
+import { StageScheduler } from '../lib/engine/stage-scheduler.js';
+import { Semaphore } from '../lib/semaphore.js';
 import { withRegistry, type TestRegistry } from './helpers/registry.js';
 import { busyboxBase } from './helpers/images.js';
 import { makeTempDir, requireTool, run } from './helpers/tools.js';
@@ -198,6 +200,103 @@ test('two gzip streams at once share the CPU budget: never more than its capacit
   assert.ok(max >= 1, 'blocks took budget units');
   assert.ok(max <= cpuBudget.capacity + 1, `${max} units in use with capacity ${cpuBudget.capacity}`);
   assert.is(cpuBudget.inUse, 0);
+});
+
+/** A promise with its resolve, to order events without clocks. */
+function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+test('scheduler: at most `limit` stages at once, and all of them when independent', async () => {
+  let running = 0;
+  let max = 0;
+  const gates = [0, 1, 2, 3].map(() => deferred());
+  const started = [0, 1, 2, 3].map(() => deferred());
+  const sch = new StageScheduler<number>({
+    limit: 2,
+    build: async (i) => {
+      running++;
+      max = Math.max(max, running);
+      started[i]!.resolve();
+      await gates[i]!.promise;
+      running--;
+      return i;
+    },
+  });
+  const done = sch.run([0, 1, 2, 3]);
+  await Promise.all([started[0]!.promise, started[1]!.promise]);
+  assert.is(running, 2, 'two independent stages run together');
+  gates[0]!.resolve();
+  await started[2]!.promise;
+  for (const g of gates) g.resolve();
+  await done;
+  assert.is(max, 2);
+});
+
+test('scheduler: a stage waiting for another gives its slot back (limit 1, dependent asked first: no deadlock)', async () => {
+  const order: string[] = [];
+  const sch: StageScheduler<string> = new StageScheduler<string>({
+    limit: 1,
+    build: async (i) => {
+      order.push(`start ${i}`);
+      if (i === 2) {
+        // Two waits at once in one stage give back its one slot once.
+        const [a, b] = await Promise.all([sch.need(0), sch.need(1)]);
+        order.push(`2 got ${a}${b}`);
+      }
+      return String(i);
+    },
+  });
+  await sch.run([2]);
+  assert.equal(order, ['start 2', 'start 0', 'start 1', '2 got 01']);
+  // The slot count is balanced: a second round still runs stages one at a time.
+  const again = new StageScheduler<number>({ limit: 1, build: async (i) => i });
+  await again.run([0, 1]);
+});
+
+test('scheduler: the first failure aborts the others and is reported after they settled', async () => {
+  const cleaned: number[] = [];
+  const bStarted = deferred();
+  const sch: StageScheduler<number> = new StageScheduler<number>({
+    limit: 3,
+    build: async (i) => {
+      if (i === 0) {
+        await bStarted.promise;
+        throw new Error('stage 0 broke');
+      }
+      bStarted.resolve();
+      // Stage 1 runs until aborted, then cleans up over several turns before it settles.
+      await new Promise<void>((resolve) => sch.signal.addEventListener('abort', () => resolve()));
+      for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r));
+      cleaned.push(i);
+      throw new Error('stage 1 aborted');
+    },
+  });
+  const e = await sch.run([0, 1]).catch((x: unknown) => x);
+  assert.instance(e, Error);
+  assert.is((e as Error).message, 'stage 0 broke', 'the first error, not the abort it caused');
+  assert.ok(sch.signal.aborted);
+  assert.equal(cleaned, [1], 'run() returned only after the aborted stage had settled');
+});
+
+test('semaphore: FIFO grants, force may exceed, an aborted wait takes nothing', async () => {
+  const sem = new Semaphore(1);
+  await sem.acquire();
+  const ac = new AbortController();
+  const aborted = sem.acquire(ac.signal).then(() => 'got', (e: unknown) => (e as OcistackError).code);
+  const next = sem.acquire().then(() => 'next');
+  ac.abort();
+  assert.is(await aborted, 'ABORTED');
+  sem.force();
+  assert.is(sem.inUse, 2);
+  sem.release();
+  sem.release();
+  assert.is(await next, 'next');
+  assert.is(sem.inUse, 1);
+  sem.release();
+  assert.is(sem.inUse, 0);
 });
 
 test.run();

@@ -16,6 +16,7 @@
  * is left running or half-written when the caller sees it (the rule of
  * lib/concurrency.ts's forEachLimited).
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { availableParallelism } from 'node:os';
 import { abortError, interruptedError } from '../abort.js';
 import { Semaphore } from '../semaphore.js';
@@ -34,6 +35,13 @@ export interface StageSchedulerOptions<R> {
   signal?: AbortSignal;
 }
 
+interface SlotHolder {
+  /** need() calls of this stage waiting now (its slot is given back while > 0). */
+  waits: number;
+  /** The slot being taken back when the last wait ended. */
+  back?: Promise<void>;
+}
+
 export class StageScheduler<R> {
   private readonly slots: Semaphore;
   private readonly tasks = new Map<number, Promise<R>>();
@@ -41,15 +49,16 @@ export class StageScheduler<R> {
   private readonly done = new Map<number, R>();
   private readonly controller = new AbortController();
   private firstError: { error: unknown } | undefined;
-  private readonly unlink: () => void;
+  /** The running stage's slot bookkeeping, for need() called from inside it. */
+  private readonly current = new AsyncLocalStorage<SlotHolder>();
 
   constructor(private readonly opts: StageSchedulerOptions<R>) {
     this.slots = new Semaphore(Math.max(1, Math.floor(opts.limit)));
     const outer = opts.signal;
+    // Linked for the build's whole life: the blob store keeps this signal for the outputs after the stages.
     const onAbort = () => this.controller.abort(outer!.reason);
     if (outer?.aborted) onAbort();
     else outer?.addEventListener('abort', onAbort, { once: true });
-    this.unlink = () => outer?.removeEventListener('abort', onAbort);
   }
 
   /** Aborted by the build's signal or by the first failing stage: what every stage's work must use. */
@@ -68,19 +77,24 @@ export class StageScheduler<R> {
   }
 
   /**
-   * From inside a running stage: stage `index`'s result. Gives the caller's
-   * slot back while waiting (see the module comment).
+   * Stage `index`'s result, started if need be. From inside a running stage
+   * its slot is given back while waiting (see the module comment); several
+   * waits at once in one stage give back its one slot once.
    */
   async need(index: number): Promise<R> {
     const ready = this.done.get(index);
     if (ready !== undefined) return ready;
     const t = this.result(index);
-    this.slots.release();
+    const me = this.current.getStore();
+    if (!me) return t;
+    await me.back; // a slot being taken back after an earlier wait
+    if (me.waits++ === 0) this.slots.release();
     try {
       return await t;
     } finally {
-      // Taken back even after an abort, so the caller's own release stays balanced.
-      await this.slots.acquire();
+      // Taken back even after an abort, so the stage's own release at its end stays balanced.
+      if (--me.waits === 0) me.back = this.slots.acquire();
+      await me.back;
     }
   }
 
@@ -101,18 +115,14 @@ export class StageScheduler<R> {
 
   /** Build `order` (and whatever those stages start), failing with the first error after every stage has settled. */
   async run(order: number[]): Promise<void> {
-    try {
-      for (const index of order) this.result(index).catch(() => undefined);
-      // Stages can start others (need() of a stage not in `order`): wait until no new task appeared.
-      let seen = -1;
-      while (seen !== this.tasks.size) {
-        seen = this.tasks.size;
-        await Promise.allSettled([...this.tasks.values(), ...this.background]);
-      }
-      if (this.firstError) throw this.firstError.error;
-    } finally {
-      this.unlink();
+    for (const index of order) this.result(index).catch(() => undefined);
+    // Stages can start others (need() of a stage not in `order`): wait until no new task appeared.
+    let seen = -1;
+    while (seen !== this.tasks.size) {
+      seen = this.tasks.size;
+      await Promise.allSettled([...this.tasks.values(), ...this.background]);
     }
+    if (this.firstError) throw this.firstError.error;
   }
 
   private async start(index: number): Promise<R> {
@@ -123,7 +133,7 @@ export class StageScheduler<R> {
     }
     try {
       if (this.signal.aborted) throw abortError(this.signal);
-      const r = await this.opts.build(index);
+      const r = await this.current.run({ waits: 0 }, () => this.opts.build(index));
       this.done.set(index, r);
       return r;
     } catch (e) {
