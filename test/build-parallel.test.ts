@@ -202,6 +202,32 @@ test('two gzip streams at once share the CPU budget: never more than its capacit
   assert.is(cpuBudget.inUse, 0);
 });
 
+test('a gzip stream makes progress while RUN processes hold the whole CPU budget (one block at a time)', async () => {
+  // What two long RUNs on two cores look like to the budget.
+  for (let i = 0; i < cpuBudget.capacity; i++) cpuBudget.force();
+  try {
+    const input = Buffer.alloc(5 << 20, 'y');
+    const out: Buffer[] = [];
+    let max = 0;
+    await new Promise<void>((resolve, reject) => {
+      const s = new ParallelGzip();
+      s.on('data', (c: Buffer) => {
+        max = Math.max(max, cpuBudget.inUse);
+        out.push(c);
+      });
+      s.on('end', resolve);
+      s.on('error', reject);
+      for (let off = 0; off < input.length; off += 1 << 20) s.write(input.subarray(off, off + (1 << 20)));
+      s.end();
+    });
+    assert.ok(gunzipSync(Buffer.concat(out)).equals(input));
+    assert.ok(max <= cpuBudget.capacity + 1, `the stream took ${max - cpuBudget.capacity} units beyond the held ones; at most one`);
+  } finally {
+    for (let i = 0; i < cpuBudget.capacity; i++) cpuBudget.release();
+  }
+  assert.is(cpuBudget.inUse, 0);
+});
+
 /** A promise with its resolve, to order events without clocks. */
 function deferred<T = void>() {
   let resolve!: (v: T) => void;

@@ -72,6 +72,8 @@ export class ParallelGzip extends Transform {
   private readonly queue: Promise<Buffer>[] = [];
   /** Blocks of this stream still in the thread pool (each holds a CPU budget unit). */
   private deflating = 0;
+  /** Called when the last block in flight finishes (ends a wait for the budget, see unit()). */
+  private onIdle: (() => void) | undefined;
   private crc = 0;
   private size = 0;
   private headerDone = false;
@@ -89,18 +91,43 @@ export class ParallelGzip extends Transform {
     this.push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, extraFlags(this.level), this.os]));
   }
 
+  /**
+   * A CPU budget unit for the next block. With no block in flight it is
+   * taken at once (`force`): every stream makes progress whatever holds the
+   * budget (RUN processes, other streams). Otherwise it waits for a free
+   * unit, or until this stream's last block in flight finishes, whichever
+   * comes first (else a stream could wait with nothing of its own running,
+   * e.g. behind two long RUNs on two cores).
+   */
+  private async unit(): Promise<void> {
+    if (this.deflating === 0) return cpuBudget.force();
+    const stop = new AbortController();
+    const idle = new Promise<'idle'>((resolve) => (this.onIdle = () => resolve('idle')));
+    const got = cpuBudget.acquire(stop.signal).then(
+      () => true,
+      () => false,
+    );
+    try {
+      if ((await Promise.race([got, idle])) !== 'idle') return;
+      stop.abort();
+      // Granted just before the abort: we hold it. Else take one without waiting.
+      if (!(await got)) cpuBudget.force();
+    } finally {
+      this.onIdle = undefined;
+    }
+  }
+
   /** Hand the filled block to the thread pool; wait for the oldest when too many are out. */
   private async dispatch(last: boolean): Promise<void> {
     const data = this.block.subarray(0, this.used);
     const stored = looksIncompressible(data);
-    // The first block in flight never waits (progress whatever holds the budget); more wait for a free core.
-    if (this.deflating === 0) cpuBudget.force();
-    else await cpuBudget.acquire();
+    await this.unit();
     this.deflating++;
     const p = deflateBlock(data, stored ? undefined : this.dictionary, stored ? 0 : this.level, last);
     const done = () => {
       this.deflating--;
       cpuBudget.release();
+      if (this.deflating === 0) this.onIdle?.();
     };
     p.then(done, done);
     p.catch(() => undefined); // awaited in order below; never "unhandled" meanwhile
