@@ -9,6 +9,8 @@
  * Steps the plan cannot know (the base image's ONBUILD triggers, the pull of
  * an image named by `COPY --from=IMAGE`) are numbered after all planned
  * ones, as they start: still unique, stable whenever stages run one at a time.
+ * Two stages on the same base image share one pull, so the second stage's
+ * pull number is never shown (ids may have gaps; they are names, not counts).
  */
 import type { BuildPlan } from '../dockerfile/types.js';
 
