@@ -2,9 +2,12 @@
  * The build engine: Dockerfile -> plan -> per-stage steps -> layers + config
  * -> blob store -> outputs (OCI layout, registry push).
  *
- * Stages are built in the plan's order; each stage starts from its base (an
- * empty image, a pulled image, or an earlier stage's result) and applies its
- * instructions one by one. Nothing leaves the store until the whole build has
+ * The stages the target needs run in parallel when independent
+ * (stage-scheduler.ts: bounded, each waiting for exactly the stages it
+ * uses, the first failure aborting the others), every base image pull
+ * starting at once; each stage starts from its base (an empty image, a
+ * pulled image, or an earlier stage's result) and applies its instructions
+ * one by one. Nothing leaves the store until the whole build has
  * succeeded, so a failed build writes no output and pushes no tag.
  */
 import * as fsp from 'node:fs/promises';
@@ -39,6 +42,9 @@ import { runStep } from './run-step.js';
 import { silent, type ProgressListener } from '../progress/events.js';
 import type { BuildOptions, BuildResult, StepReport } from './options.js';
 import { sourceDateEpochFrom, isoTime } from './time.js';
+import { defaultStageLimit, StageScheduler } from './stage-scheduler.js';
+import { StepIds } from './step-ids.js';
+import { stagesUsedBy } from './stage-refs.js';
 import { workdirLayerEntries } from './workdir.js';
 import { checkOutputDests, outputList, writeOutputs } from './outputs.js';
 import { openContentDigests, type ContentDigests } from '../context/content-digests.js';
@@ -69,9 +75,14 @@ interface BuildSession {
   /** Build time for `created` fields, clamped to SOURCE_DATE_EPOCH. */
   created: string;
   results: Map<number, StageResult>;
+  /** Runs the stages; `stages.need(i)` is stage i's result (waited for). Its signal is in `opts.signal`. */
+  stages: StageScheduler<StageResult>;
   /** Images pulled for `COPY --from=<image>`, by reference. */
   images: Map<string, Promise<StageResult>>;
-  step: number;
+  /** Base images, pulled once per reference and platform, all started before the stages. */
+  bases: Map<string, Promise<StageResult>>;
+  /** Step ids, numbered from the plan. */
+  ids: StepIds;
   executor: Executor;
   /** Finished steps, in the order they finished. */
   steps: StepReport[];
@@ -130,25 +141,47 @@ async function buildMarked(opts: BuildOptions): Promise<BuildResult> {
   if (executor === noExecutor) refuseRunWithoutExecutor(plan);
 
   const epoch = opts.sourceDateEpoch ?? sourceDateEpochFrom(env);
-  const session: BuildSession = {
+  // Every stage's work uses the scheduler's signal: the build's, also aborted when a stage fails.
+  let session: BuildSession;
+  const stages = new StageScheduler<StageResult>({
+    limit: opts.maxParallelStages ?? defaultStageLimit(),
+    signal,
+    build: async (index) => {
+      const r = await buildStage(session, plan.stages[index]!);
+      session.results.set(index, r);
+      return r;
+    },
+  });
+  const stageSignal = stages.signal;
+  const stageOpts: BuildOptions = {
+    ...opts,
+    signal: stageSignal,
+    registry: { ...opts.registry, signal: opts.registry?.signal ? AbortSignal.any([opts.registry.signal, stageSignal]) : stageSignal },
+  };
+  session = {
     plan,
-    store: new BlobStore(opts.cacheDir, { signal }),
+    store: new BlobStore(opts.cacheDir, { signal: stageSignal }),
     context: await openContext({ dir: contextDir, dockerfile: dockerfilePath, onProgress: progress }),
     platform,
-    opts,
+    opts: stageOpts,
     progress,
     epoch,
     created: isoTime(epoch ?? Math.floor(Date.now() / 1000)),
     results: new Map(),
+    stages,
     images: new Map(),
-    step: 0,
+    bases: new Map(),
+    ids: new StepIds(plan),
     executor,
     steps: [],
   };
 
+  // Base images are pulled at once, ahead of their stages' turn; a failed pull fails the build now.
   for (const index of plan.order) {
-    session.results.set(index, await buildStage(session, plan.stages[index]!));
+    const st = plan.stages[index]!;
+    if (st.base.kind === 'image') stages.watch(basePull(session, st, st.base.ref));
   }
+  await stages.run(plan.order);
   const final = session.results.get(plan.target)!;
   // What the stat walk learned serves the next build.
   if (session.digests) await (await session.digests).save();
@@ -221,10 +254,12 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
 
   const instructions = [...onbuild, ...stage.instructions];
   const total = instructions.length;
-  for (const [i, instr] of instructions.entries()) {
-    const id = `#${++s.step}`;
-    const index = i + 1;
+  for (const [n, instr] of instructions.entries()) {
+    const id = n < onbuild.length ? s.ids.extra() : s.ids.instruction(stage.index, n - onbuild.length);
+    const index = n + 1;
     const name = stageLabel(stage) + redactUrlCredentials(instr.original);
+    // The stages this step reads are waited for before it starts (not counted in its time).
+    for (const dep of stagesUsedBy(s.plan.stages, stage, instr)) await s.stages.need(dep);
     throwIfAborted(s.opts.signal);
     const started = performance.now();
     // index/total place the step in its stage: `[build 2/5]` in the tty and plain renderers.
@@ -426,18 +461,27 @@ async function stageBase(s: BuildSession, stage: Stage): Promise<StageResult> {
   switch (stage.base.kind) {
     case 'scratch':
       return { config: emptyImageConfig(platform), layers: [] };
-    case 'stage': {
-      const r = s.results.get(stage.base.index);
-      if (!r) throw new Error(`internal: stage ${stage.base.index} not built before stage ${stage.index}`);
-      return r;
-    }
+    case 'stage':
+      return s.stages.need(stage.base.index);
     case 'image':
-      return pullBase(s, stage.base.ref, platform, stage.location);
+      return basePull(s, stage, stage.base.ref);
   }
 }
 
-async function pullBase(s: BuildSession, ref: string, platform: Platform, location: SourceLocation): Promise<StageResult> {
-  const id = `#${++s.step}`;
+/** The pull of a stage's base image: one per reference and platform, shared by the stages that name it. */
+function basePull(s: BuildSession, stage: Stage, ref: string): Promise<StageResult> {
+  const platform = stage.platform ? parsePlatform(stage.platform) : s.platform;
+  const key = `${ref} ${formatPlatform(platform)}`;
+  let p = s.bases.get(key);
+  if (!p) {
+    p = pullBase(s, ref, platform, stage.location, s.ids.pull(stage.index));
+    p.catch(() => undefined); // awaited by the stage and the scheduler; never "unhandled" meanwhile
+    s.bases.set(key, p);
+  }
+  return p;
+}
+
+async function pullBase(s: BuildSession, ref: string, platform: Platform, location: SourceLocation, id = s.ids.extra()): Promise<StageResult> {
   s.progress({ type: 'step', id, name: `pull ${ref}`, status: 'start' });
   try {
     const img = await pullImage({
@@ -477,9 +521,8 @@ async function resolveFrom(s: BuildSession, current: Stage, from: string, locati
         code: 'DOCKERFILE_STAGE', location, hint: `${what} can only name an earlier stage`,
       });
     }
-    const r = s.results.get(st.index);
-    if (!r) throw new Error(`internal: stage ${st.index} needed by --from was not built`);
-    return r;
+    // Waits for exactly that stage (started now if the plan did not list it, e.g. from an ONBUILD trigger).
+    return s.stages.need(st.index);
   }
   let p = s.images.get(from);
   if (!p) {

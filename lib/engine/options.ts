@@ -93,6 +93,14 @@ export interface BuildOptions {
   cacheFrom?: RegistryCache[];
   /** Registry caches to write this build's step results to. */
   cacheTo?: RegistryCache[];
+  /**
+   * Stages built at once (default: the core count, at least 2). Independent
+   * stages the target needs run in parallel; one that uses another
+   * (`FROM`, `COPY --from`, `RUN --mount=from=`) waits for exactly that
+   * stage. 1 builds them one after another in the plan's order. Layer
+   * compression and RUN processes share one CPU budget whatever this is.
+   */
+  maxParallelStages?: number;
   onProgress?: ProgressListener;
   /** Environment for SOURCE_DATE_EPOCH and registry credentials (default process.env). */
   env?: NodeJS.ProcessEnv;

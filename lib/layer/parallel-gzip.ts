@@ -19,6 +19,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { availableParallelism } from 'node:os';
 import * as zlib from 'node:zlib';
+import { cpuBudget } from '../cpu-budget.js';
 
 /** Input bytes per independently compressed block. Part of the output: changing it changes digests. */
 export const GZIP_BLOCK = 1024 * 1024;
@@ -27,7 +28,10 @@ const WINDOW = 32 * 1024;
 /**
  * Blocks compressing at once: one per core, at most 3 so that one of libuv's
  * 4 pool threads stays free for the file reads feeding us. Does not change
- * the output; bounds memory to a few MiB.
+ * the output; bounds memory to a few MiB. Each block in flight also holds a
+ * unit of the process-wide CPU budget (lib/cpu-budget.ts), so several
+ * streams at once (parallel stages) share the cores instead of each taking
+ * IN_FLIGHT of them.
  */
 const IN_FLIGHT = Math.max(1, Math.min(availableParallelism(), 3));
 /** Room for a whole block's output, so each block is one job in the thread pool, not one per 16 KiB. */
@@ -66,6 +70,10 @@ export class ParallelGzip extends Transform {
   private used = 0;
   private dictionary: Buffer | undefined;
   private readonly queue: Promise<Buffer>[] = [];
+  /** Blocks of this stream still in the thread pool (each holds a CPU budget unit). */
+  private deflating = 0;
+  /** Called when the last block in flight finishes (ends a wait for the budget, see unit()). */
+  private onIdle: (() => void) | undefined;
   private crc = 0;
   private size = 0;
   private headerDone = false;
@@ -83,11 +91,45 @@ export class ParallelGzip extends Transform {
     this.push(Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, extraFlags(this.level), this.os]));
   }
 
+  /**
+   * A CPU budget unit for the next block. With no block in flight it is
+   * taken at once (`force`): every stream makes progress whatever holds the
+   * budget (RUN processes, other streams). Otherwise it waits for a free
+   * unit, or until this stream's last block in flight finishes, whichever
+   * comes first (else a stream could wait with nothing of its own running,
+   * e.g. behind two long RUNs on two cores).
+   */
+  private async unit(): Promise<void> {
+    if (this.deflating === 0) return cpuBudget.force();
+    const stop = new AbortController();
+    const idle = new Promise<'idle'>((resolve) => (this.onIdle = () => resolve('idle')));
+    const got = cpuBudget.acquire(stop.signal).then(
+      () => true,
+      () => false,
+    );
+    try {
+      if ((await Promise.race([got, idle])) !== 'idle') return;
+      stop.abort();
+      // Granted just before the abort: we hold it. Else take one without waiting.
+      if (!(await got)) cpuBudget.force();
+    } finally {
+      this.onIdle = undefined;
+    }
+  }
+
   /** Hand the filled block to the thread pool; wait for the oldest when too many are out. */
   private async dispatch(last: boolean): Promise<void> {
     const data = this.block.subarray(0, this.used);
     const stored = looksIncompressible(data);
+    await this.unit();
+    this.deflating++;
     const p = deflateBlock(data, stored ? undefined : this.dictionary, stored ? 0 : this.level, last);
+    const done = () => {
+      this.deflating--;
+      cpuBudget.release();
+      if (this.deflating === 0) this.onIdle?.();
+    };
+    p.then(done, done);
     p.catch(() => undefined); // awaited in order below; never "unhandled" meanwhile
     this.queue.push(p);
     this.dictionary = Buffer.from(data.subarray(Math.max(0, data.length - WINDOW)));

@@ -14,6 +14,7 @@ import type { RunRequest, RunResult } from '../types.js';
 import { writeEtcFiles } from './etc-files.js';
 import { mountOverlay, overlayLowerBudget, unmountOverlay } from './overlay.js';
 import { deleteContainer, runContainer, type RuncContainer } from './runc-cli.js';
+import { occupyCpu } from '../../cpu-budget.js';
 import { MOUNT_TARGET_DIRS, MOUNT_TARGET_FILES, runtimeSpec } from './spec.js';
 import { makeStubLayer } from './stubs.js';
 import { checkMountTypes, releaseStepMounts, stepMounts, type StepMounts } from './step-mounts.js';
@@ -105,7 +106,9 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
     const state = runcStateDir(req.cacheDir);
     fs.mkdirSync(state, { recursive: true, mode: 0o700 });
     container = { runc, root: state, bundle: p.bundle, id: path.basename(stepDir) };
-    const exitCode = await runContainer(container, { onOutput: req.onOutput, signal: req.signal });
+    // The process counts against the CPU budget while it runs (never waits for it: lib/cpu-budget.ts).
+    const running = container;
+    const exitCode = await occupyCpu(() => runContainer(running, { onOutput: req.onOutput, signal: req.signal }));
     await deleteContainer(container);
     container = undefined;
     await unmountOverlay(p.merged);
