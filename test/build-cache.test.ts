@@ -114,8 +114,10 @@ test('ARG value changed: the steps that see it miss, a stage that does not decla
   const df = ['FROM scratch AS other', 'COPY a.txt /a', 'FROM scratch', 'COPY a.txt /a', 'ARG V', 'COPY b.txt /b-${V}', 'COPY --from=other /a /other-a', ''].join('\n');
   const ctx = context({ 'a.txt': 'A', 'b.txt': 'B' }, df);
   const cache = makeTempDir('cache-dir');
-  // The final stage's first COPY is the other stage's step exactly (same parent, instruction, file): a hit in the first build.
-  assert.equal(hits(await b(ctx, cache, { buildArgs: { V: '1' } })), [false, true, false, false, false]);
+  // The final stage's first COPY is the other stage's step exactly (same parent, instruction, file): a hit in the
+  // first build when stage `other` finished it first, a miss when the two stages ran it at the same time.
+  const first = hits(await b(ctx, cache, { buildArgs: { V: '1' } }));
+  assert.equal([first[0], first[2], first[3], first[4]], [false, false, false, false]);
   assert.equal(hits(await b(ctx, cache, { buildArgs: { V: '1' } })), [true, true, true, true, true]);
   assert.equal(hits(await b(ctx, cache, { buildArgs: { V: '2' } })), [true, true, false, false, false]);
 });

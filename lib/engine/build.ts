@@ -220,7 +220,8 @@ async function buildMarked(opts: BuildOptions): Promise<BuildResult> {
     tags: opts.tags ?? [],
     pushed,
     warnings: plan.warnings,
-    steps: session.steps,
+    // By step id (the plan's order), not finishing order: parallel stages finish in any order.
+    steps: [...session.steps].sort((a, b) => stepNumber(a.id) - stepNumber(b.id)),
     size: image.config.size + final.layers.reduce((n, l) => n + l.size, 0),
   };
 }
@@ -350,6 +351,10 @@ function applyRecord(result: StageResult, d: Dispatched, record: CacheRecord, ap
   for (const h of record.history) addHistory(cfg, { ...h });
   // The file view is reopened from the layer digests when a later step needs it (a hit reads no layer).
   if (record.layers.length) result.fs = undefined;
+}
+
+function stepNumber(id: string): number {
+  return Number(id.replace(/^#/, ''));
 }
 
 function stageLabel(stage: Stage): string {

@@ -123,7 +123,7 @@ export interface BuildResult {
   /** References pushed (empty unless `push`). */
   pushed: string[];
   warnings: Diagnostic[];
-  /** Every step in the order they finished (empty when none ran). */
+  /** Every step in step-id order (the plan's order; parallel stages finish in any order) (empty when none ran). */
   steps: StepReport[];
   /** Bytes of the image's config + layers (compressed, as pushed), as the stack report's `size`. */
   size?: number;
