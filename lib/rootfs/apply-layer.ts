@@ -165,7 +165,8 @@ export class LayerApplier {
   /** What `dest` itself has at `rel` (its parents are directories of `dest` or absent, never symlinks). */
   private own(rel: string): fs.Stats | undefined {
     try {
-      return fs.lstatSync(this.abs(rel));
+      // throwIfNoEntry: a missing name (the usual case, a new entry) costs no Error and stack trace.
+      return fs.lstatSync(this.abs(rel), { throwIfNoEntry: false });
     } catch (e) {
       if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') return undefined;
       throw e;
@@ -397,7 +398,8 @@ export class LayerApplier {
 
   // --- metadata ------------------------------------------------------------
 
-  private chown(rel: string, entry: ReadEntry): void {
+  /** Set the entry's owner on `rel` (or on `fd`, open on it). */
+  private chown(rel: string, entry: ReadEntry, fd?: number): void {
     const uid = entry.uid ?? 0;
     const gid = entry.gid ?? 0;
     if (!this.ctx.privileged) {
@@ -407,7 +409,8 @@ export class LayerApplier {
       return;
     }
     try {
-      fs.lchownSync(this.abs(rel), uid, gid);
+      if (fd === undefined) fs.lchownSync(this.abs(rel), uid, gid);
+      else fs.fchownSync(fd, uid, gid);
     } catch (e) {
       // EINVAL: an id outside the user namespace's mapping.
       if (errno(e) !== 'EPERM' && errno(e) !== 'EINVAL') throw e;
@@ -526,12 +529,21 @@ export class LayerApplier {
     });
     entry.on('end', () => {
       try {
+        // Owner, mode (and times, when there are no xattrs to set by path between them) on the open fd:
+        // the same inode as the path names (created O_EXCL|O_NOFOLLOW), without a path walk per call.
+        this.chown(rel, entry, fd);
+        fs.fchmodSync(fd, this.mode(entry));
+        const hasXattrs = !!xattrs && Object.keys(xattrs).length > 0;
+        if (!hasXattrs) {
+          const t = this.times(entry);
+          fs.futimesSync(fd, t.atime, t.mtime);
+        }
         this.openFd = undefined;
         fs.closeSync(fd);
-        this.chown(rel, entry);
-        fs.chmodSync(this.abs(rel), this.mode(entry));
-        this.xattrs(rel, xattrs);
-        this.setTimes(rel, this.times(entry));
+        if (hasXattrs) {
+          this.xattrs(rel, xattrs);
+          this.setTimes(rel, this.times(entry));
+        }
       } catch (e) {
         fail(e);
       }
