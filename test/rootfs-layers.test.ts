@@ -212,6 +212,12 @@ test('diff form: symlinks and hard links of lower layers never lead outside the 
     { name: 'h', content: 'replaces the link, not its target' },
     { name: 'd', type: '2', linkname: s.dir },
     { name: 'd/outside/x', content: 'pwned' },
+    // A directory of this layer replaced by a symlink, then written through (the applier must forget the directory).
+    { name: 'n/', type: '5' },
+    { name: 'n/outside/', type: '5' },
+    { name: 'n/outside/f', content: 'f' },
+    { name: 'n', type: '2', linkname: s.dir },
+    { name: 'n/outside/y', content: 'pwned' },
   ];
   const chain = await putLayers(store, [lower, upper]);
   const cacheDir = join(s.dir, 'cache');
@@ -225,6 +231,8 @@ test('diff form: symlinks and hard links of lower layers never lead outside the 
   assert.ok(fs.lstatSync(join(d, s.outside.slice(1), 'pwned')).isFile(), 'the absolute symlink restarts at the rootfs');
   assert.ok(fs.lstatSync(join(d, 'outside/pwned')).isFile(), '.. stops at the rootfs');
   assert.ok(fs.lstatSync(join(d, s.dir.slice(1), 'outside/x')).isFile());
+  assert.ok(fs.lstatSync(join(d, s.dir.slice(1), 'outside/y')).isFile(), 'through a symlink that replaced a directory of the same layer');
+  assert.ok(fs.lstatSync(join(d, 'n')).isSymbolicLink());
   for (const [layers, code] of [
     [[lower, [{ name: 'x', type: '1', linkname: '../outside/precious' }]], 'ROOTFS_UNSAFE_ENTRY'],
     [[lower, [{ name: 'x', type: '1', linkname: join(s.outside, 'precious') }]], 'ROOTFS_BAD_LINK'],
