@@ -248,8 +248,12 @@ export class LayerApplier {
     const parts = rel.split('/');
     for (let i = 1; i <= parts.length; i++) {
       const sub = parts.slice(0, i).join('/');
-      // Made or checked (and copied up) before, by this applier: written already holds it.
-      if (this.ownDirs.has(sub)) continue;
+      // Made or checked (and copied up) before, by this applier: no lstat. (Still written: a directory
+      // copied up for a hard link's target is in ownDirs but was not written until an entry goes below it.)
+      if (this.ownDirs.has(sub)) {
+        this.written.add(sub);
+        continue;
+      }
       const st = this.lstat(sub);
       if (!st) {
         this.touch(parts.slice(0, i - 1).join('/'));
