@@ -124,11 +124,20 @@ const third: RawEntry[] = [
   { name: 'xa/', type: '5', mode: 0o750, uid: 7, gid: 8, mtime: T + 7, xattrs: { 'user.both': 'third' } },
 ];
 
+// A hard link to a lower file copies its parents up without writing them; a file written below them
+// later in the layer must make them written, so a later opaque marker above keeps it.
+const linkThenOpaque: RawEntry[] = [
+  { name: 'hl', type: '1', linkname: 'deep/a/b/c' },
+  { name: 'deep/a/b/added', content: 'added' },
+  { name: 'deep/.wh..wh..opq' },
+];
+
 test('diff form: the mounted layer snapshots show exactly the flattened rootfs', async () => {
   requireTool('getfattr');
-  for (const layers of [[base, top], [base, top, third]]) {
+  for (const layers of [[base, top], [base, top, third], [base, linkThenOpaque]]) {
     const { merged, flat } = await bothForms(layers);
     assert.equal(diffTrees(merged, flat, ['overlay of diff dirs', 'flattened']), [], `${layers.length} layers`);
+    if (layers[1] === linkThenOpaque) assert.ok(merged.has('/deep/a/b/added') && !merged.has('/deep/a/b/c') && merged.has('/hl'), 'written below copied-up dirs, kept by the opaque marker');
   }
   const { flat } = await bothForms([base, top, third]);
   // And the reference itself is what the layers mean (a few spot checks; rootfs.test.ts has the rest).
