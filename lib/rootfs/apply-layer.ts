@@ -374,9 +374,12 @@ export class LayerApplier {
     } else fs.unlinkSync(this.abs(rel));
   }
 
-  /** Diff form: what was recorded for a removed directory of `dest` and everything below it. */
+  /**
+   * What was recorded for a removed directory of `dest` and everything below it. Also in flattened
+   * form: finish() would otherwise set times and modes by a path whose parent may now be a symlink
+   * (a directory replaced by a link in the same layer), i.e. outside the root.
+   */
   private forgetBelow(rel: string): void {
-    if (!this.ctx.diff) return;
     const below = (p: string): boolean => p === rel || rel === '' || p.startsWith(`${rel}/`);
     for (const set of [this.pendingWhiteouts, this.opaqueDirs]) for (const p of set) if (below(p)) set.delete(p);
     for (const map of [this.copiedUp, this.touched, this.restoreModes, this.dirHeaders, this.headerXattrs] as Map<string, unknown>[]) for (const p of map.keys()) if (below(p)) map.delete(p);
