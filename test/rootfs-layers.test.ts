@@ -124,11 +124,20 @@ const third: RawEntry[] = [
   { name: 'xa/', type: '5', mode: 0o750, uid: 7, gid: 8, mtime: T + 7, xattrs: { 'user.both': 'third' } },
 ];
 
+// A hard link to a lower file copies its parents up without writing them; a file written below them
+// later in the layer must make them written, so a later opaque marker above keeps it.
+const linkThenOpaque: RawEntry[] = [
+  { name: 'hl', type: '1', linkname: 'deep/a/b/c' },
+  { name: 'deep/a/b/added', content: 'added' },
+  { name: 'deep/.wh..wh..opq' },
+];
+
 test('diff form: the mounted layer snapshots show exactly the flattened rootfs', async () => {
   requireTool('getfattr');
-  for (const layers of [[base, top], [base, top, third]]) {
+  for (const layers of [[base, top], [base, top, third], [base, linkThenOpaque]]) {
     const { merged, flat } = await bothForms(layers);
     assert.equal(diffTrees(merged, flat, ['overlay of diff dirs', 'flattened']), [], `${layers.length} layers`);
+    if (layers[1] === linkThenOpaque) assert.ok(merged.has('/deep/a/b/added') && !merged.has('/deep/a/b/c') && merged.has('/hl'), 'written below copied-up dirs, kept by the opaque marker');
   }
   const { flat } = await bothForms([base, top, third]);
   // And the reference itself is what the layers mean (a few spot checks; rootfs.test.ts has the rest).
@@ -212,6 +221,12 @@ test('diff form: symlinks and hard links of lower layers never lead outside the 
     { name: 'h', content: 'replaces the link, not its target' },
     { name: 'd', type: '2', linkname: s.dir },
     { name: 'd/outside/x', content: 'pwned' },
+    // A directory of this layer replaced by a symlink, then written through (the applier must forget the directory).
+    { name: 'n/', type: '5' },
+    { name: 'n/outside/', type: '5' },
+    { name: 'n/outside/f', content: 'f' },
+    { name: 'n', type: '2', linkname: s.dir },
+    { name: 'n/outside/y', content: 'pwned' },
   ];
   const chain = await putLayers(store, [lower, upper]);
   const cacheDir = join(s.dir, 'cache');
@@ -225,6 +240,8 @@ test('diff form: symlinks and hard links of lower layers never lead outside the 
   assert.ok(fs.lstatSync(join(d, s.outside.slice(1), 'pwned')).isFile(), 'the absolute symlink restarts at the rootfs');
   assert.ok(fs.lstatSync(join(d, 'outside/pwned')).isFile(), '.. stops at the rootfs');
   assert.ok(fs.lstatSync(join(d, s.dir.slice(1), 'outside/x')).isFile());
+  assert.ok(fs.lstatSync(join(d, s.dir.slice(1), 'outside/y')).isFile(), 'through a symlink that replaced a directory of the same layer');
+  assert.ok(fs.lstatSync(join(d, 'n')).isSymbolicLink());
   for (const [layers, code] of [
     [[lower, [{ name: 'x', type: '1', linkname: '../outside/precious' }]], 'ROOTFS_UNSAFE_ENTRY'],
     [[lower, [{ name: 'x', type: '1', linkname: join(s.outside, 'precious') }]], 'ROOTFS_BAD_LINK'],

@@ -242,6 +242,14 @@ test('escape: absolute names and symlinked parents resolve inside the rootfs', a
     // A directory replaced by a symlink, then written through.
     [{ name: 'd/', type: '5' }, { name: 'd/f', content: 'f' }],
     [{ name: 'd', type: '2', linkname: s.dir }, { name: 'd/outside-file', content: 'pwned' }, { name: 'd/outside/keep', content: 'pwned' }],
+    // The same within one layer: the applier's memory of directories it made must forget a removed one.
+    [
+      { name: 'e/', type: '5' },
+      { name: 'e/outside/', type: '5' },
+      { name: 'e/outside/f', content: 'f' },
+      { name: 'e', type: '2', linkname: s.dir },
+      { name: 'e/outside/same-layer', content: 'pwned' },
+    ],
   ];
   const r = await materialize(layers, { dest: s.dest });
   assert.is(outsideState(s.dir), s.before, 'nothing outside the rootfs changed');
@@ -258,6 +266,8 @@ test('escape: absolute names and symlinked parents resolve inside the rootfs', a
   }
   assert.match(line(t, `${s.dir}/outside-file`), / f /, 'write through a symlink that replaced a directory');
   assert.match(line(t, `${s.dir}/outside/keep`), / f /);
+  assert.match(line(t, `${s.dir}/outside/same-layer`), / f /, 'write through a symlink that replaced a directory of the same layer');
+  assert.match(line(t, '/e'), / l /);
 });
 
 test('escape: hard links out of the rootfs fail; links at symlinks never write through them', async () => {
