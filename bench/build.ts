@@ -56,7 +56,7 @@ import { skopeoInspectArgs, startRegistry, type TestRegistry } from '../test/hel
 import { chownTree, giveToUser, rootlessEnv, rootlessWork, type RootlessWork } from '../test/helpers/rootless-cli.js';
 import { makeTempDir, requireTool } from '../test/helpers/tools.js';
 import { pushBigBase } from './base-image.js';
-import { load, log, markdownTable, measure, median, requireGnuTime, sec, type Measured } from './measure.js';
+import { load, log, markdownTable, measure, median, requireGnuTime, sec, ocistackStepTimes, type Measured } from './measure.js';
 import { checkParallelGzip } from '../test/layer-gzip-check.js';
 import { checkSavedLayerIndex } from '../test/layer-index-check.js';
 import { bigFiles, oneRun, smallFiles, tenRuns, typicalApp, typicalAppWithRun, type Workload } from './build-workloads.js';
@@ -96,25 +96,10 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-/** Per-RUN times from ocistack's `--progress json` step events (start to done of each step whose name has RUN). */
+/** Per-RUN times from ocistack's `--progress json` step events (steps whose name has RUN; a cached RUN counts with its lookup time). */
 function ocistackRunTimes(): { onLine: (line: string, ms: number) => void; times: number[] } {
-  const started = new Map<string, number>();
   const times: number[] = [];
-  return {
-    times,
-    onLine: (line, ms) => {
-      if (!line.startsWith('{')) return;
-      let e: { type?: string; id?: string; name?: string; status?: string };
-      try {
-        e = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (e.type !== 'step' || !e.id || !/\bRUN\b/.test(e.name ?? '')) return;
-      if (e.status === 'start') started.set(e.id, ms);
-      else if (e.status === 'done' && started.has(e.id)) times.push(ms - started.get(e.id)!);
-    },
-  };
+  return { times, onLine: ocistackStepTimes((st) => /\bRUN\b/.test(st.name) && times.push(st.ms)) };
 }
 
 /** Per-RUN times from `buildah bud` output: a `STEP n/m: RUN` line to the next STEP or COMMIT line. */

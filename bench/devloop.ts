@@ -40,7 +40,7 @@ import { skopeoInspectArgs, startRegistry, type TestRegistry } from '../test/hel
 import { makeTempDir, removeTempDir, requireTool } from '../test/helpers/tools.js';
 import { generateDevloopApp, type DevloopApp } from './devloop-app.js';
 import { ensureDockerInstalled, startDockerd, type Dockerd } from './dockerd.js';
-import { loadAverages, log, machineLine, markdownTable, measure, median, requireGnuTime, sec, load, type Measured } from './measure.js';
+import { loadAverages, log, machineLine, markdownTable, measure, median, requireGnuTime, sec, load, ocistackStepTimes, type Measured } from './measure.js';
 
 const TOOLS = ['ocistack', 'buildah', 'docker'] as const;
 type Tool = (typeof TOOLS)[number];
@@ -93,32 +93,10 @@ interface Row {
   steps?: Map<string, number[]>;
 }
 
-/**
- * Step times from ocistack's `--progress json` events as their lines arrive
- * (start to done or cached, by step id), so the table can say which step a
- * scenario's time went to; the rest is start-up, pulling and pushing.
- */
+/** Time per step name (a scenario's table says which step its time went to; the rest is start-up, pulling and pushing). */
 function stepTimer(): { onLine: (line: string, ms: number) => void; steps: Map<string, number> } {
-  const started = new Map<string, { name: string; ms: number }>();
   const steps = new Map<string, number>();
-  return {
-    steps,
-    onLine: (line, ms) => {
-      if (!line.startsWith('{')) return;
-      let e: { type?: string; id?: string; name?: string; status?: string };
-      try {
-        e = JSON.parse(line);
-      } catch {
-        return;
-      }
-      if (e.type !== 'step' || !e.id) return;
-      if (e.status === 'start') started.set(e.id, { name: e.name ?? e.id, ms });
-      else if ((e.status === 'done' || e.status === 'cached') && started.has(e.id)) {
-        const s = started.get(e.id)!;
-        steps.set(s.name, (steps.get(s.name) ?? 0) + ms - s.ms);
-      }
-    },
-  };
+  return { steps, onLine: ocistackStepTimes((st) => steps.set(st.name, (steps.get(st.name) ?? 0) + st.ms)) };
 }
 
 class Devloop {

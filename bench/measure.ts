@@ -104,3 +104,34 @@ export function markdownTable(head: string[], rows: string[][]): string {
   const fmt = (l: string[]) => '| ' + l.map((c, i) => (c ?? '').padEnd(widths[i]!)).join(' | ') + ' |';
   return [fmt(head), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.map(fmt)].join('\n');
 }
+
+/** One finished step of ocistack's `--progress json` output: start to `done` or `cached`. */
+export interface StepTime {
+  name: string;
+  ms: number;
+  cached: boolean;
+}
+
+/**
+ * Step times from ocistack's `--progress json` lines as they arrive (by step
+ * id, start to done or cached); `onStep` gets each finished step. Other
+ * lines (and steps that failed) are ignored.
+ */
+export function ocistackStepTimes(onStep: (step: StepTime) => void): (line: string, ms: number) => void {
+  const started = new Map<string, { name: string; ms: number }>();
+  return (line, ms) => {
+    if (!line.startsWith('{')) return;
+    let e: { type?: string; id?: string; name?: string; status?: string };
+    try {
+      e = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (e.type !== 'step' || !e.id) return;
+    if (e.status === 'start') started.set(e.id, { name: e.name ?? e.id, ms });
+    else if ((e.status === 'done' || e.status === 'cached') && started.has(e.id)) {
+      const s = started.get(e.id)!;
+      onStep({ name: s.name, ms: ms - s.ms, cached: e.status === 'cached' });
+    }
+  };
+}
