@@ -63,7 +63,7 @@ async function setup(): Promise<{ dir: string; context: BuildContext; opened: st
 }
 
 async function key(context: BuildContext, digests: ContentDigests, d: Dispatched, sde?: number): Promise<Digest | undefined> {
-  return stepKey({ parent: PARENT, platform: 'linux/amd64', dispatched: d, context, digests: async () => digests, sourceDateEpoch: sde, fromKey: async (f) => sha256(`stage ${f}`) });
+  return stepKey({ parent: PARENT, config: {}, platform: 'linux/amd64', dispatched: d, context, digests: async () => digests, sourceDateEpoch: sde, fromKey: async (f) => sha256(`stage ${f}`) });
 }
 
 test('a COPY key opens no context file: only the stat walk and the content digests of the selected files', async () => {

@@ -48,7 +48,7 @@ import { stagesUsedBy } from './stage-refs.js';
 import { workdirLayerEntries } from './workdir.js';
 import { checkOutputDests, outputList, writeOutputs } from './outputs.js';
 import { openContentDigests, type ContentDigests } from '../context/content-digests.js';
-import { baseStateKey, stepKey } from './step-key.js';
+import { baseStateKey, isFilesystemStep, stepKey } from './step-key.js';
 import { deltaSince, latestHistoryCreated, lookupStep, markStage, recordStep } from './instruction-cache.js';
 import type { CacheRecord } from '../cache/record.js';
 import { sha256 } from '../image/digest.js';
@@ -59,8 +59,20 @@ interface StageResult {
   config: ImageConfig;
   layers: Descriptor[];
   fs?: ImageFs;
-  /** Instruction-cache key of this state (a built stage's final step key). */
+  /**
+   * Instruction-cache key of this state's filesystem (a built stage's last
+   * filesystem step's key): what `COPY --from`, `RUN --mount from=` and a
+   * `FROM <stage>` child's filesystem steps chain from.
+   */
   key?: Digest;
+  /** The key of everything this state holds (config and history too): a `FROM <stage>` child's metadata steps chain from it. */
+  fullKey?: Digest;
+}
+
+/** A stage's two cache-key chains (lib/engine/step-key.ts): its filesystem and everything. */
+interface ChainKeys {
+  fs: Digest;
+  full: Digest;
 }
 
 /** Everything a build shares across stages. */
@@ -251,7 +263,8 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
     stage,
   });
   const apply: ApplyState = { cmdSet: false };
-  let key = base.key ?? baseStateKey(base.config, base.layers);
+  const baseKey = base.key ?? baseStateKey(base.config, base.layers);
+  let keys: ChainKeys = { fs: baseKey, full: base.fullKey ?? baseKey };
 
   const instructions = [...onbuild, ...stage.instructions];
   const total = instructions.length;
@@ -268,7 +281,7 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
     let cached: boolean;
     try {
       const d = dispatch(instr, state);
-      ({ key, cached } = await cachedStep(s, stage, result, d, apply, id, key, name));
+      ({ keys, cached } = await cachedStep(s, stage, result, d, apply, id, keys, name));
     } catch (e) {
       s.progress({ type: 'step', id, stage: stage.name, name, status: 'error', error: e instanceof Error ? e.message : String(e), index, total, durationMs: performance.now() - started });
       throw withLocation(e, instr.location);
@@ -277,18 +290,34 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
     s.steps.push({ id, stage: stage.name, name, cached, durationMs });
     s.progress({ type: 'step', id, stage: stage.name, name, status: cached ? 'cached' : 'done', index, total, durationMs });
   }
-  result.key = key;
+  result.key = keys.fs;
+  result.fullKey = keys.full;
   return result;
 }
 
 /**
  * One step through the instruction cache: key it (a stat walk, no file
  * read), reuse its record when there is one, else run it and record what it
- * added. Returns the key the next step chains from.
+ * added. Returns the keys the next step chains from.
+ *
+ * A filesystem step (COPY, ADD, RUN, WORKDIR) is keyed from the filesystem
+ * chain; a metadata step from the full chain, and it advances only that, so
+ * a changed LABEL, ENV or ARG leaves the later COPYs that do not use it hits.
+ * The filesystem chain advances by the layers a step added, not by its key:
+ * a stage's files are its layers, so a step that added none (a WORKDIR that
+ * exists, `RUN true`) leaves it as it was, and a step that ran again and
+ * made the same layer lets the steps after it hit.
  */
-async function cachedStep(s: BuildSession, stage: Stage, result: StageResult, d: Dispatched, apply: ApplyState, stepId: string, parent: Digest, name: string): Promise<{ key: Digest; cached: boolean }> {
+async function cachedStep(s: BuildSession, stage: Stage, result: StageResult, d: Dispatched, apply: ApplyState, stepId: string, parent: ChainKeys, name: string): Promise<{ keys: ChainKeys; cached: boolean }> {
+  const fsStep = isFilesystemStep(d.resolved);
+  const next = (step: Digest, layers: readonly { digest: Digest }[]): ChainKeys => {
+    if (!fsStep) return { fs: parent.fs, full: step };
+    const fs = layers.length ? sha256(canonicalJson({ fs: parent.fs, layers: layers.map((l) => l.digest) })) : parent.fs;
+    return { fs, full: sha256(canonicalJson({ full: parent.full, step })) };
+  };
   const key = await stepKey({
-    parent,
+    parent: fsStep ? parent.fs : parent.full,
+    config: result.config.config,
     platform: formatPlatform(s.platform),
     dispatched: d,
     context: s.context,
@@ -303,7 +332,7 @@ async function cachedStep(s: BuildSession, stage: Stage, result: StageResult, d:
     const record = await lookupStep(s.store, key);
     if (record) {
       applyRecord(result, d, record, apply);
-      return { key, cached: true };
+      return { keys: next(key, record.layers), cached: true };
     }
   }
   const mark = markStage(result.config, result.layers);
@@ -311,11 +340,11 @@ async function cachedStep(s: BuildSession, stage: Stage, result: StageResult, d:
   const delta = deltaSince(mark, result.config, result.layers);
   if (key) {
     await recordStep(s.store, key, name, d.resolved.kind, delta);
-    return { key, cached: false };
+    return { keys: next(key, delta.layers), cached: false };
   }
   // Not cacheable (ADD of a URL without --checksum): what follows chains
   // from what it produced, so an unchanged download still lets later steps hit.
-  return { key: sha256(JSON.stringify({ parent, createdBy: d.createdBy, layers: delta.layers.map((l) => l.diffId) })), cached: false };
+  return { keys: next(sha256(JSON.stringify({ parent: parent.fs, createdBy: d.createdBy, layers: delta.layers.map((l) => l.diffId) })), delta.layers), cached: false };
 }
 
 /**

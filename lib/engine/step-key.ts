@@ -3,15 +3,33 @@
  * walk and the context's content digests, without doing the step's work.
  *
  * A key is sha256 over canonical JSON of
- *   { v, parent, platform, createdBy, instruction, reads }
- * where `parent` is the key of the state the step starts from (the base
- * image's config and layer digests, the parent stage's final key, or the
- * previous step's key), `instruction` the resolved instruction (words
- * expanded with the ARG/ENV values it sees, RUN's build-arg environment,
- * mount specs) and `reads` what it reads beyond that (below). Because the
- * parent key fixes the whole state below, everything the step takes from it
- * (WORKDIR, USER, ENV, /etc/passwd for --chown, the symlinks a destination
- * goes through) is covered without opening the image's file view.
+ *   { v, parent, platform, createdBy, instruction, reads, seen, epoch }
+ * where `instruction` is the resolved instruction (words expanded with the
+ * ARG/ENV values it sees; for RUN also its whole environment: every ARG in
+ * scope with a value and the ENV, as BuildKit's dispatchArg puts each ARG
+ * into the LLB state's env, plus the shell folded into its args and the
+ * mount specs), `reads` what it reads beyond that (below), `seen` the parts
+ * of the stage's config it uses, and `epoch` SOURCE_DATE_EPOCH (it sets the
+ * times that land in layers and history).
+ *
+ * Two chains per stage (the engine keeps both, lib/engine/build.ts):
+ * - Filesystem steps (COPY, ADD, RUN, WORKDIR: {@link isFilesystemStep})
+ *   chain from the filesystem state they start from, as BuildKit keys an
+ *   LLB op by its inputs (a metadata instruction in between is not one):
+ *   `parent` is the key of the stage's files, the base's advanced by the
+ *   layers each step added (a step adding none leaves it). The parent
+ *   fixes every file below (so /etc/passwd for --chown and WORKDIR's owner,
+ *   the symlinks a destination goes through need no file read); what the
+ *   step takes from the config is `seen`, exactly what applyStep hands it:
+ *   COPY/ADD the WorkingDir when the destination is relative (never USER or
+ *   ENV: files land 0:0 unless --chown, which is in the instruction); RUN the
+ *   WorkingDir and User (its env and shell are in the instruction); WORKDIR
+ *   the User (owner of the directories it makes; its path is absolute).
+ * - Metadata steps (ARG, ENV, LABEL, USER, CMD, ...) chain from the full
+ *   key, which every step advances. Their records hold only history
+ *   entries, so keying them on everything before keeps the `created` times
+ *   as the build that made them, and a hit never changes the config: that
+ *   is recomputed from the instruction.
  *
  * `reads`:
  * - COPY/ADD from the context: every selected entry after .dockerignore and
@@ -20,8 +38,9 @@
  *   SOURCE_DATE_EPOCH like the layer writer does; without it the file's own
  *   mtime lands, so a touch is a miss). Owners of context files never land
  *   (0:0 or --chown, which is in the instruction).
- * - COPY --from a stage: that stage's key (the paths are in the instruction);
- *   from an image: its config and layer digests.
+ * - COPY --from a stage: that stage's final filesystem key (the paths are in
+ *   the instruction; the stage's LABEL or CMD is not read); from an image:
+ *   its config and layer digests.
  * - ADD of a URL: only with --checksum (the key holds the URL and checksum);
  *   without one the step is not cacheable (every build downloads), as
  *   BuildKit re-checks a URL it cannot verify.
@@ -37,14 +56,14 @@ import type { ContentDigests } from '../context/content-digests.js';
 import { IgnoreMatcher } from '../context/ignore.js';
 import type { Dispatched, ResolvedInstruction } from '../dockerfile/types.js';
 import { canonicalJson, sha256 } from '../image/digest.js';
-import type { Descriptor, Digest, ImageConfig } from '../image/types.js';
+import type { ContainerConfig, Descriptor, Digest, ImageConfig } from '../image/types.js';
 import { isGitUrl, isHttpUrl } from './copy-add.js';
 import { expandSource, type CopyInstruction } from './copy.js';
 import { ContextSourceFs, type SourceStat } from './copy-source.js';
 import { contextMountSource } from './run-mount-source.js';
 
 /** Bumped when the key material changes meaning: old records become misses. */
-const KEY_VERSION = 1;
+const KEY_VERSION = 2;
 
 /** Content digests of context files computed at once. */
 const DIGEST_CONCURRENCY = 32;
@@ -54,9 +73,22 @@ export function baseStateKey(config: ImageConfig, layers: Descriptor[]): Digest 
   return sha256(canonicalJson({ v: KEY_VERSION, base: sha256(canonicalJson(config)), layers: layers.map((l) => l.digest) }));
 }
 
+/**
+ * Whether a step changes the filesystem (and so chains from the filesystem
+ * key): COPY, ADD, RUN and WORKDIR (its directory, and the one a RUN's
+ * working directory may need). Every other instruction only changes the
+ * config or the build's state.
+ */
+export function isFilesystemStep(r: ResolvedInstruction): boolean {
+  return r.kind === 'copy' || r.kind === 'add' || r.kind === 'run' || r.kind === 'workdir';
+}
+
 /** What the key needs from the engine for one step. */
 export interface StepKeyInput {
+  /** The filesystem key for a filesystem step ({@link isFilesystemStep}), the full key otherwise. */
   parent: Digest;
+  /** The stage's container config as the step starts (before its own change). */
+  config: ContainerConfig | null | undefined;
   platform: string;
   dispatched: Dispatched;
   context: BuildContext;
@@ -85,7 +117,32 @@ export async function stepKey(input: StepKeyInput): Promise<Digest | undefined> 
     noHistory: d.noHistory === true,
     instruction: r,
     reads,
+    seen: configSeen(r, input.config ?? {}),
+    epoch: input.sourceDateEpoch ?? null,
   }));
+}
+
+/**
+ * What a filesystem step takes from the config, as lib/engine/build.ts
+ * applyStep hands it over (keep the two in step: a value used there and
+ * missing here is a wrong hit). Null for metadata steps, whose parent is
+ * the full key.
+ */
+function configSeen(r: ResolvedInstruction, c: ContainerConfig): unknown {
+  switch (r.kind) {
+    case 'copy':
+    case 'add':
+      // copyLayer joins a relative destination to the WorkingDir; nothing else of the config lands.
+      return { workdir: r.dest.startsWith('/') ? null : c.WorkingDir || '/' };
+    case 'run':
+      // The process's cwd and user (and the owner of a missing working directory); env and shell are in `r`.
+      return { workdir: c.WorkingDir || '/', user: c.User ?? '' };
+    case 'workdir':
+      // The owner of the directories it creates; r.path is already absolute.
+      return { user: c.User ?? '' };
+    default:
+      return null;
+  }
 }
 
 type Entry = [rel: string, type: string, mode: number, size: number, mtime: number, data: string, hardlinkOf: string];
