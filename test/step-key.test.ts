@@ -14,7 +14,8 @@ import type { ContentDigests } from '../lib/context/content-digests.js';
 import { sha256 } from '../lib/image/digest.js';
 import type { Dispatched } from '../lib/dockerfile/types.js';
 import type { Digest } from '../lib/image/types.js';
-import { stepKey } from '../lib/engine/step-key.js';
+import { isFilesystemStep, stepKey } from '../lib/engine/step-key.js';
+import type { ContainerConfig } from '../lib/image/types.js';
 import { makeTempDir } from './helpers/tools.js';
 
 const PARENT = sha256('parent');
@@ -62,8 +63,8 @@ async function setup(): Promise<{ dir: string; context: BuildContext; opened: st
   return { dir, context, opened, digested, digests };
 }
 
-async function key(context: BuildContext, digests: ContentDigests, d: Dispatched, sde?: number): Promise<Digest | undefined> {
-  return stepKey({ parent: PARENT, config: {}, platform: 'linux/amd64', dispatched: d, context, digests: async () => digests, sourceDateEpoch: sde, fromKey: async (f) => sha256(`stage ${f}`) });
+async function key(context: BuildContext, digests: ContentDigests, d: Dispatched, sde?: number, config: ContainerConfig = {}): Promise<Digest | undefined> {
+  return stepKey({ parent: PARENT, config, platform: 'linux/amd64', dispatched: d, context, digests: async () => digests, sourceDateEpoch: sde, fromKey: async (f) => sha256(`stage ${f}`) });
 }
 
 test('a COPY key opens no context file: only the stat walk and the content digests of the selected files', async () => {
@@ -132,6 +133,32 @@ test('RUN keys: a context bind mount by its content; a secret by id, never by va
   const s0 = await key(context, digests, secret);
   assert.is(await key(context, digests, secret), s0);
   assert.is.not(await key(context, digests, run([{ type: 'secret', id: 'other', readOnly: true }])), s0);
+});
+
+test('what a step takes from the config: COPY the WorkingDir for a relative destination only, RUN the WorkingDir and User, WORKDIR the User, metadata nothing', async () => {
+  const { context, digests } = await setup();
+  const k = (d: Dispatched, config: ContainerConfig) => key(context, digests, d, undefined, config);
+  const rel = copyOf(['app'], { dest: 'app/' });
+  const abs = copyOf(['app']);
+  assert.is.not(await k(rel, { WorkingDir: '/a' }), await k(rel, { WorkingDir: '/b' }), 'relative COPY: WorkingDir');
+  assert.is(await k(rel, { WorkingDir: '/' }), await k(rel, {}), 'no WorkingDir is /');
+  assert.is(await k(abs, { WorkingDir: '/a' }), await k(abs, { WorkingDir: '/b' }), 'absolute COPY: not the WorkingDir');
+  assert.is(await k(rel, { User: 'a', Env: ['X=1'], Labels: { l: '1' } }), await k(rel, { User: 'b', Env: ['X=2'], Labels: { l: '2' } }), 'COPY: not USER, ENV, LABEL');
+  const run: Dispatched = {
+    resolved: { kind: 'run', args: ['/bin/sh', '-c', 'true'], env: ['PATH=/bin'], mounts: [], heredocs: [], parsedMounts: [] } as unknown as Dispatched['resolved'],
+    location: { file: 'Dockerfile', line: 3 },
+    createdBy: 'RUN true # buildkit',
+  };
+  assert.is.not(await k(run, { User: 'a' }), await k(run, { User: 'b' }), 'RUN: User');
+  assert.is.not(await k(run, { WorkingDir: '/a' }), await k(run, { WorkingDir: '/b' }), 'RUN: WorkingDir');
+  assert.is(await k(run, { Labels: { l: '1' }, Cmd: ['a'] }), await k(run, { Labels: { l: '2' }, Cmd: ['b'] }), 'RUN: not LABEL, CMD');
+  const workdir: Dispatched = { resolved: { kind: 'workdir', path: '/w' }, location: { file: 'Dockerfile', line: 4 }, createdBy: 'WORKDIR /w' };
+  assert.is.not(await k(workdir, { User: 'a' }), await k(workdir, { User: 'b' }), 'WORKDIR: User');
+  assert.is(await k(workdir, { WorkingDir: '/a' }), await k(workdir, { WorkingDir: '/b' }), 'WORKDIR: its path is absolute');
+  assert.not.equal(await key(context, digests, workdir, 1), await key(context, digests, workdir, 2), 'SOURCE_DATE_EPOCH');
+  const label: Dispatched = { resolved: { kind: 'label', pairs: [['l', '1']] }, location: { file: 'Dockerfile', line: 5 }, createdBy: 'LABEL l=1' };
+  assert.is(await k(label, { User: 'a' }), await k(label, { User: 'b', WorkingDir: '/x' }), 'a metadata step reads no config (its parent is the full key)');
+  assert.equal(['copy', 'add', 'run', 'workdir', 'env', 'label', 'arg', 'user', 'cmd'].map((kind) => isFilesystemStep({ kind } as Dispatched['resolved'])), [true, true, true, true, false, false, false, false, false]);
 });
 
 test.run();
