@@ -130,6 +130,11 @@ test('machine B reuses machine A\'s steps through --cache-to/--cache-from: all c
   assert.is(a.code, 0, a.stderr);
   assert.ok([...a.steps.values()].every((s) => s === 'done'), `A ran every step: ${[...a.steps]}`);
   assert.ok(a.events.some((e) => e.type === 'step' && e.name?.startsWith(`exporting cache to ${cache}`) && e.status === 'done'), 'export step reported');
+  // The step layers were just pushed with the image: the export mounts them from its repository instead of uploading again.
+  const exportStart = a.events.findIndex((e) => e.type === 'step' && e.name?.startsWith('exporting cache'));
+  const exportBlobs = a.events.slice(exportStart).filter((e) => e.type === 'blob' && e.done);
+  assert.ok(exportBlobs.some((e) => e.action === 'mount'), `mounted: ${JSON.stringify(exportBlobs.map((e) => e.action))}`);
+  assert.not.ok(exportBlobs.some((e) => e.action === 'push' && e.digest !== undefined && a.events.some((x) => x.type === 'blob' && x.action === 'mount' && x.digest === e.digest)));
 
   const mb = machine('b');
   const b = await build(mb, dir, ['--cache-from', `type=registry,ref=${cache}`]);
