@@ -16,6 +16,7 @@ import * as assert from 'uvu/assert';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { build as libraryBuild } from '../lib/index.js';
 import { busyboxBase } from './helpers/images.js';
 import { ocistack, type CliResult } from './helpers/cli.js';
 import { startGiteaRegistry, type GiteaTestRegistry } from './helpers/gitea-registry.js';
@@ -285,7 +286,7 @@ function baseAccessLog(): string[] {
   return (baseReg.proxy!.logs().split('--- nginx access.log\n')[1] ?? '').split('\n').filter(Boolean);
 }
 
-test('--creds without -t go to the --cache-to registry (the export authenticates) and never to the base image\'s', async () => {
+test('--creds (and registry.credentials) without -t go to the --cache-to registry (the export authenticates) and never to the base image\'s', async () => {
   const dir = context('creds', `ARG BASE\nFROM \${BASE}\nCOPY a.txt /a.txt\n`, { 'a.txt': 'creds\n' });
   const before = baseAccessLog().length;
   const tokensBefore = baseReg.token!.requests().length;
@@ -293,6 +294,19 @@ test('--creds without -t go to the --cache-to registry (the export authenticates
   const r = await build(machine('creds'), dir, ['--cache-to', `type=registry,ref=${cache}`]);
   assert.is(r.code, 0, r.stderr);
   assert.is((await inspectRaw(cache)).annotations['dev.ocistack.cache.records'], '1');
+  // The library: registry.credentials without credentialsFor are scoped to the cache registry too.
+  const lm = machine('creds-lib');
+  const libCache = `${gitea.registry}/giteaadmin/rc-cache:creds-lib`;
+  const env = { HOME: lm.home };
+  await libraryBuild({
+    context: dir,
+    buildArgs: { BASE: base },
+    cacheDir: lm.cacheDir,
+    env,
+    cacheTo: [{ type: 'registry', ref: libCache }],
+    registry: { caFile: gitea.caFile, env, credentials: { username: gitea.username, password: gitea.password } },
+  });
+  assert.is((await inspectRaw(libCache)).annotations['dev.ocistack.cache.records'], '1');
   await new Promise((res) => setTimeout(res, 200)); // nginx writes its line after answering
   const lines = baseAccessLog().slice(before);
   assert.ok(lines.length > 0, 'the base image was pulled through the logging proxy');
@@ -322,6 +336,11 @@ test('bad --cache-to/--cache-from values are usage errors (exit 2) with a hint',
     assert.match(r.stderr, want, `${flag} ${value}`);
     assert.match(r.stderr, /hint: /, `${flag} ${value}`);
   }
+  // A cache under one of the image's tags would replace the image.
+  const tag = `${gitea.registry}/giteaadmin/rc-app:same`;
+  const same = await build(m, dir, ['-t', tag, '--push', '--cache-to', `type=registry,ref=${tag}`]);
+  assert.is(same.code, 2, same.stderr);
+  assert.match(same.stderr, /is also a tag of the image/);
 });
 
 test.run();

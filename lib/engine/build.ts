@@ -125,7 +125,7 @@ async function buildMarked(opts: BuildOptions): Promise<BuildResult> {
   const outputs = outputList(opts.output);
   await checkOutputDests(outputs);
   checkRegistryCaches(opts.cacheFrom, 'cacheFrom');
-  checkRegistryCaches(opts.cacheTo, 'cacheTo');
+  checkRegistryCaches(opts.cacheTo, 'cacheTo', opts.tags);
   // The cache refs are registries the user named, like the tags: same TLS exceptions and credentials.
   const namedRegistries = [...tagRefs.map((r) => r.registry), ...cacheRegistries(opts)];
   if (opts.insecure) {

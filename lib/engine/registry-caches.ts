@@ -26,8 +26,13 @@ export interface StepKeyNote {
   key: Digest;
 }
 
-/** Bad `cacheFrom`/`cacheTo` entries fail before any work (usage errors, exit 2). */
-export function checkRegistryCaches(list: RegistryCache[] | undefined, what: 'cacheFrom' | 'cacheTo'): void {
+/**
+ * Bad `cacheFrom`/`cacheTo` entries fail before any work (usage errors,
+ * exit 2), as does a `cacheTo` ref that is one of the image's `tags` (the
+ * export would overwrite the image pushed there).
+ */
+export function checkRegistryCaches(list: RegistryCache[] | undefined, what: 'cacheFrom' | 'cacheTo', tags: string[] = []): void {
+  const tagNames = new Set(tags.map((t) => parseReference(t).toString()));
   for (const c of list ?? []) {
     const hint = what === 'cacheTo'
       ? 'write e.g. --cache-to type=registry,ref=REGISTRY/OWNER/IMAGE:cache[,mode=max]'
@@ -36,6 +41,9 @@ export function checkRegistryCaches(list: RegistryCache[] | undefined, what: 'ca
     if (typeof c.ref !== 'string' || !c.ref.trim()) throw new OcistackError(`${what}: ref is missing`, { code: 'USAGE', exitCode: 2, hint });
     const ref = parseReference(c.ref);
     if (what === 'cacheTo' && ref.digest) throw new OcistackError(`${what}: ref ${c.ref} names a digest; a cache is written under a tag`, { code: 'USAGE', exitCode: 2, hint });
+    if (what === 'cacheTo' && tagNames.has(ref.toString())) {
+      throw new OcistackError(`${what}: ref ${c.ref} is also a tag of the image; the cache would replace the image there`, { code: 'USAGE', exitCode: 2, hint: 'give the cache its own tag, e.g. IMAGE:cache' });
+    }
     if (c.mode !== undefined && c.mode !== 'min' && c.mode !== 'max') throw new OcistackError(`${what}: mode "${String(c.mode)}" is neither min nor max`, { code: 'USAGE', exitCode: 2, hint });
     if (what === 'cacheFrom' && c.mode !== undefined) throw new OcistackError(`${what}: mode is for cacheTo only`, { code: 'USAGE', exitCode: 2, hint });
   }
