@@ -127,7 +127,8 @@ ENV GREETING=hello
 test('machine B reuses machine A\'s steps through --cache-to/--cache-from: all cached, same digest, only the needed blobs', async () => {
   const dir = context('ab', STAMP_DOCKERFILE, { 'a.txt': 'a\n', 'b.txt': 'b\n' });
   const cache = `${gitea.registry}/giteaadmin/rc-cache:main`;
-  const a = await build(machine('a'), dir, ['-t', `${gitea.registry}/giteaadmin/rc-app:1`, '--push', '--cache-to', `type=registry,ref=${cache}`]);
+  const ma = machine('a');
+  const a = await build(ma, dir, ['-t', `${gitea.registry}/giteaadmin/rc-app:1`, '--push', '--cache-to', `type=registry,ref=${cache}`]);
   assert.is(a.code, 0, a.stderr);
   assert.ok([...a.steps.values()].every((s) => s === 'done'), `A ran every step: ${[...a.steps]}`);
   assert.ok(a.events.some((e) => e.type === 'step' && e.name?.startsWith(`exporting cache to ${cache}`) && e.status === 'done'), 'export step reported');
@@ -135,6 +136,13 @@ test('machine B reuses machine A\'s steps through --cache-to/--cache-from: all c
   const exportStart = a.events.findIndex((e) => e.type === 'step' && e.name?.startsWith('exporting cache'));
   const exportBlobs = a.events.slice(exportStart).filter((e) => e.type === 'blob' && e.done);
   assert.ok(exportBlobs.some((e) => e.action === 'mount'), `mounted: ${JSON.stringify(exportBlobs.map((e) => e.action))}`);
+
+  // An unchanged rebuild on A exports the same cache manifest: one HEAD, nothing pushed.
+  const a2 = await build(ma, dir, ['-t', `${gitea.registry}/giteaadmin/rc-app:1`, '--push', '--cache-to', `type=registry,ref=${cache}`]);
+  assert.is(a2.code, 0, a2.stderr);
+  assert.is(a2.digest, a.digest);
+  assert.ok(a2.events.some((e) => e.type === 'info' && e.message?.startsWith(`${cache} is already sha256:`)), 'the cache tag already points at the same manifest');
+  assert.not.ok(a2.events.some((e) => e.type === 'blob' && (e.action === 'push' || e.action === 'mount')), 'no blob sent');
 
   const mb = machine('b');
   const b = await build(mb, dir, ['--cache-from', `type=registry,ref=${cache}`]);
