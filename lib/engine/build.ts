@@ -129,8 +129,7 @@ async function buildMarked(opts: BuildOptions): Promise<BuildResult> {
   // The cache refs are registries the user named, like the tags: same TLS exceptions and credentials.
   const namedRegistries = [...tagRefs.map((r) => r.registry), ...cacheRegistries(opts)];
   if (opts.insecure) {
-    const hosts = namedRegistries;
-    opts = { ...opts, registry: { ...opts.registry, insecureRegistries: [...(opts.registry?.insecureRegistries ?? []), ...hosts] } };
+    opts = { ...opts, registry: { ...opts.registry, insecureRegistries: [...(opts.registry?.insecureRegistries ?? []), ...namedRegistries] } };
   }
   // One signal for everything: registry requests use it unless given their own.
   const signal = opts.signal;
