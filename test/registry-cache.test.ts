@@ -13,7 +13,7 @@
  */
 import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { build as libraryBuild } from '../lib/index.js';
@@ -287,6 +287,29 @@ test('--cache-to an unreachable registry: exit 1 naming the registry; with ignor
   assert.is(ignored.code, 0, ignored.stderr);
   assert.match(ignored.digest, /^sha256:[0-9a-f]{64}$/);
   assert.ok(ignored.warnings.some((w) => w.includes(host) && w.includes('ignore-error')), ignored.warnings.join('\n'));
+});
+
+test('a hit whose layer the cache registry lost: a warning, that step runs, the later steps still hit', async () => {
+  const dir = context('lost', `ARG BASE
+FROM \${BASE}
+COPY a.txt /a.txt
+RUN date +%s%N > /d1
+RUN echo after > /after
+`, { 'a.txt': 'lost\n' });
+  const cache = `${gitea.registry}/giteaadmin/rc-cache:lost`;
+  const a = await build(machine('lost-a'), dir, ['--cache-to', `type=registry,ref=${cache}`]);
+  assert.is(a.code, 0, a.stderr);
+  const records = (await inspectRaw(cache, true))['ocistack.cache'].records as { description: string; layers: { digest: string }[] }[];
+  const lost = records.find((r) => r.description.includes('RUN date'))!.layers[0]!.digest;
+  // Gone from the registry's storage (docker-registry answers 404 for it from now on).
+  rmSync(join(gitea.dataDir, 'docker/registry/v2/blobs/sha256', lost.slice(7, 9), lost.slice(7), 'data'));
+  const b = await build(machine('lost-b'), dir, ['--cache-from', cache]);
+  assert.is(b.code, 0, b.stderr);
+  assert.is(stepStatus(b, 'COPY a.txt /a.txt'), 'cached');
+  assert.is(stepStatus(b, 'RUN date +%s%N > /d1'), 'done');
+  // Keys are input-based: the step after it has the same key and still comes from the cache.
+  assert.is(stepStatus(b, 'RUN echo after > /after'), 'cached');
+  assert.ok(b.warnings.some((w) => w.includes('cannot fetch the layers') && w.includes('RUN date')), b.warnings.join('\n'));
 });
 
 /** The base registry's nginx access log (one line per request, `auth="..."` last). */
