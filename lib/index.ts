@@ -14,7 +14,7 @@ export type { StackResult, StackImageResult } from './stack/types.js';
 
 // build
 export { build } from './engine/build.js';
-export type { BuildOptions, BuildResult, BuildOutput } from './engine/options.js';
+export type { BuildOptions, BuildResult, BuildOutput, RegistryCache } from './engine/options.js';
 export { noExecutor } from './executor/none.js';
 export { selectExecutor } from './executor/select.js';
 export type { Executor, RunRequest, RunResult, RunMount as ExecutorMount, RunMountSource, ContextMountEntry, LayerChain, RunProcess } from './executor/types.js';

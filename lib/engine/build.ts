@@ -51,6 +51,8 @@ import { openContentDigests, type ContentDigests } from '../context/content-dige
 import { baseStateKey, isFilesystemStep, stepKey } from './step-key.js';
 import { deltaSince, latestHistoryCreated, lookupStep, markStage, recordStep } from './instruction-cache.js';
 import type { CacheRecord } from '../cache/record.js';
+import { RemoteRecords } from '../cache/registry-cache.js';
+import { cacheRegistries, checkRegistryCaches, exportCaches, type StepKeyNote } from './registry-caches.js';
 import { sha256 } from '../image/digest.js';
 import type { Digest } from '../image/types.js';
 
@@ -100,6 +102,10 @@ interface BuildSession {
   steps: StepReport[];
   /** Content digests of context files for cache keys, opened at the first step that needs them. */
   digests?: Promise<ContentDigests>;
+  /** The `cacheFrom` caches' records, consulted after a local miss. */
+  remote?: RemoteRecords;
+  /** Each step's key and stage, for choosing what `cacheTo` exports. */
+  stepKeys: StepKeyNote[];
 }
 
 /**
@@ -130,16 +136,19 @@ async function buildMarked(opts: BuildOptions): Promise<BuildResult> {
   const tagRefs = (opts.tags ?? []).map((t) => parseReference(t));
   const outputs = outputList(opts.output);
   await checkOutputDests(outputs);
+  checkRegistryCaches(opts.cacheFrom, 'cacheFrom');
+  checkRegistryCaches(opts.cacheTo, 'cacheTo', opts.tags);
+  // The cache refs are registries the user named, like the tags: same TLS exceptions and credentials.
+  const namedRegistries = [...tagRefs.map((r) => r.registry), ...cacheRegistries(opts)];
   if (opts.insecure) {
-    const hosts = tagRefs.map((r) => r.registry);
-    opts = { ...opts, registry: { ...opts.registry, insecureRegistries: [...(opts.registry?.insecureRegistries ?? []), ...hosts] } };
+    opts = { ...opts, registry: { ...opts.registry, insecureRegistries: [...(opts.registry?.insecureRegistries ?? []), ...namedRegistries] } };
   }
   // One signal for everything: registry requests use it unless given their own.
   const signal = opts.signal;
   if (signal && !opts.registry?.signal) opts = { ...opts, registry: { ...opts.registry, signal } };
-  // Explicit credentials and OCISTACK_USERNAME/PASSWORD are for the tags' registries only
-  // (none without tags), never for a base image's registry.
-  opts = { ...opts, registry: withCredentialScope(opts.registry, tagRefs.map((r) => r.registry)) };
+  // Explicit credentials and OCISTACK_USERNAME/PASSWORD are for the tags' and cache refs'
+  // registries only (none without either), never for a base image's registry.
+  opts = { ...opts, registry: withCredentialScope(opts.registry, namedRegistries) };
   const platform = opts.platform ? parsePlatform(opts.platform) : hostPlatform();
   const plan = planDockerfile(text, {
     file: dockerfileName,
@@ -186,14 +195,29 @@ async function buildMarked(opts: BuildOptions): Promise<BuildResult> {
     ids: new StepIds(plan),
     executor,
     steps: [],
+    stepKeys: [],
   };
+  // The caches' records are fetched next to the base pulls; their layers only for hits. (Nothing to hit with --no-cache.)
+  if (opts.cacheFrom?.length && !opts.noCache) {
+    session.remote = new RemoteRecords({
+      refs: opts.cacheFrom.map((c) => c.ref),
+      store: session.store,
+      registry: { ...stageOpts.registry, env: stageOpts.registry?.env ?? env, onProgress: stageOpts.registry?.onProgress ?? progress },
+      progress,
+      stepId: () => session.ids.extra(),
+    });
+  }
 
   // Base images are pulled at once, ahead of their stages' turn; a failed pull fails the build now.
   for (const index of plan.order) {
     const st = plan.stages[index]!;
     if (st.base.kind === 'image') stages.watch(basePull(session, st, st.base.ref));
   }
-  await stages.run(plan.order);
+  try {
+    await stages.run(plan.order);
+  } finally {
+    await session.remote?.close();
+  }
   const final = session.results.get(plan.target)!;
   // What the stat walk learned serves the next build.
   if (session.digests) await (await session.digests).save();
@@ -220,6 +244,20 @@ async function buildMarked(opts: BuildOptions): Promise<BuildResult> {
     });
     pushed = res.pushed;
     manifestDigest = res.digest;
+  }
+  // After the image's outputs and tags: a failed export leaves them in place (docs/cache.md).
+  if (opts.cacheTo?.length) {
+    throwIfAborted(signal);
+    await exportCaches({
+      caches: opts.cacheTo,
+      plan,
+      notes: session.stepKeys,
+      platform,
+      store: session.store,
+      registry: { ...opts.registry, env: opts.registry?.env ?? env, onProgress: opts.registry?.onProgress ?? progress },
+      progress,
+      stepId: () => session.ids.extra(),
+    });
   }
 
   // The last event: the renderers' summary line (`built in 3.2s, 5 steps (3 cached) sha256:…`).
@@ -281,7 +319,10 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
     let cached: boolean;
     try {
       const d = dispatch(instr, state);
-      ({ keys, cached } = await cachedStep(s, stage, result, d, apply, id, keys, name));
+      let recordKey: Digest | undefined;
+      ({ keys, cached, recordKey } = await cachedStep(s, stage, result, d, apply, id, keys, name));
+      // Which record each step used or wrote, for `--cache-to` (none for an uncacheable step).
+      if (recordKey) s.stepKeys.push({ id, stage: stage.index, key: recordKey });
     } catch (e) {
       s.progress({ type: 'step', id, stage: stage.name, name, status: 'error', error: e instanceof Error ? e.message : String(e), index, total, durationMs: performance.now() - started });
       throw withLocation(e, instr.location);
@@ -308,7 +349,7 @@ async function buildStage(s: BuildSession, stage: Stage): Promise<StageResult> {
  * exists, `RUN true`) leaves it as it was, and a step that ran again and
  * made the same layer lets the steps after it hit.
  */
-async function cachedStep(s: BuildSession, stage: Stage, result: StageResult, d: Dispatched, apply: ApplyState, stepId: string, parent: ChainKeys, name: string): Promise<{ keys: ChainKeys; cached: boolean }> {
+async function cachedStep(s: BuildSession, stage: Stage, result: StageResult, d: Dispatched, apply: ApplyState, stepId: string, parent: ChainKeys, name: string): Promise<{ keys: ChainKeys; cached: boolean; recordKey?: Digest }> {
   const fsStep = isFilesystemStep(d.resolved);
   const next = (step: Digest, layers: readonly { digest: Digest }[]): ChainKeys => {
     if (!fsStep) return { fs: parent.fs, full: step };
@@ -329,10 +370,11 @@ async function cachedStep(s: BuildSession, stage: Stage, result: StageResult, d:
     },
   });
   if (key && !cacheBypassed(s, stage) && !mustRunToFail(s, d)) {
-    const record = await lookupStep(s.store, key);
+    // A local miss asks the imported registry caches (which fetch the layers and record it locally).
+    const record = (await lookupStep(s.store, key)) ?? (await s.remote?.lookup(key));
     if (record) {
       applyRecord(result, d, record, apply);
-      return { keys: next(key, record.layers), cached: true };
+      return { keys: next(key, record.layers), cached: true, recordKey: key };
     }
   }
   const mark = markStage(result.config, result.layers);
@@ -340,7 +382,7 @@ async function cachedStep(s: BuildSession, stage: Stage, result: StageResult, d:
   const delta = deltaSince(mark, result.config, result.layers);
   if (key) {
     await recordStep(s.store, key, name, d.resolved.kind, delta);
-    return { keys: next(key, delta.layers), cached: false };
+    return { keys: next(key, delta.layers), cached: false, recordKey: key };
   }
   // Not cacheable (ADD of a URL without --checksum): what follows chains
   // from what it produced, so an unchanged download still lets later steps hit.

@@ -13,12 +13,19 @@ import type { Diagnostic } from '../dockerfile/types.js';
  */
 export type BuildOutput = { type: 'oci'; dest: string } | { type: 'docker'; dest: string } | { type: 'local'; dest: string };
 
-/** A registry cache (`--cache-to`/`--cache-from type=registry,ref=REF[,mode=max]`). */
+/**
+ * A registry cache (`--cache-to`/`--cache-from type=registry,ref=REF[,mode=max]`):
+ * instruction-cache records stored as an ordinary OCI image under REF
+ * (docs/cache.md).
+ */
 export interface RegistryCache {
   type: 'registry';
+  /** `host/owner/name:tag`; a cache is written under a tag (cacheTo), read by tag or digest (cacheFrom). */
   ref: string;
-  /** `min` (default): the final image's steps only; `max`: every stage's. Export only. */
+  /** `min` (default): the steps of the final image's stages (the target and the stages it is FROM-based on); `max`: every stage's. Export only. */
   mode?: 'min' | 'max';
+  /** Export only: a failed export is a warning instead of the build's failure. */
+  ignoreError?: boolean;
 }
 
 /** One step of a finished build, for `--metadata-file` and reports. */
@@ -50,15 +57,16 @@ export interface BuildOptions {
   /** Where to write the image besides a push: one output or several. */
   output?: BuildOutput | BuildOutput[];
   /**
-   * Skip TLS verification for the registries of `tags` (not for a base
-   * image's registry elsewhere). Same as adding their hosts to
-   * `registry.insecureRegistries`.
+   * Skip TLS verification for the registries of `tags`, `cacheFrom` and
+   * `cacheTo` (not for a base image's registry elsewhere). Same as adding
+   * their hosts to `registry.insecureRegistries`.
    */
   insecure?: boolean;
   /**
    * TLS, credentials and transfer options for the registries the build talks
    * to. `credentials` (and OCISTACK_USERNAME/PASSWORD) go to the registries of
-   * `tags` only, never to a base image's; name those in `credentialsByHost`.
+   * `tags`, `cacheFrom` and `cacheTo` only, never to a base image's; name
+   * those in `credentialsByHost`.
    */
   registry?: RegistryOptions;
   /** Blob cache directory (default `$OCISTACK_CACHE_DIR` or `~/.cache/ocistack`). */
@@ -89,9 +97,17 @@ export interface BuildOptions {
   noCache?: boolean;
   /** Ignore the instruction cache for these stages only (by name or index). */
   noCacheFilter?: string[];
-  /** Registry caches to read step results from. */
+  /**
+   * Registry caches to read step results from: their records are fetched at
+   * the start, a step's layers only when that step misses locally and a
+   * cache has its key. A missing or unreachable cache is a warning.
+   */
   cacheFrom?: RegistryCache[];
-  /** Registry caches to write this build's step results to. */
+  /**
+   * Registry caches to write this build's step results to, after the
+   * outputs and the push of the tags. A failed export fails the build
+   * (exit 1) unless its `ignoreError` is set.
+   */
   cacheTo?: RegistryCache[];
   /**
    * Stages built at once (default: the core count, at least 2). Independent

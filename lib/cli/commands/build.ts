@@ -20,6 +20,7 @@ import { checkFileDest } from '../../engine/output-dest.js';
 import { selectExecutor } from '../../executor/select.js';
 import { parseSecretFlag } from '../../engine/secrets.js';
 import { parseSshFlag } from '../../engine/ssh.js';
+import { parseCacheFlag } from '../cache-flag.js';
 
 /** `--allow` entitlements, as BuildKit names them. */
 const ENTITLEMENTS = ['security.insecure'];
@@ -45,6 +46,8 @@ const specs: FlagSpec[] = [
   { name: 'ssh', type: 'list' },
   { name: 'no-cache', type: 'boolean' },
   { name: 'no-cache-filter', type: 'list' },
+  { name: 'cache-to', type: 'list' },
+  { name: 'cache-from', type: 'list' },
   ...registryFlagSpecs,
 ];
 
@@ -83,6 +86,15 @@ ${progressFlagsHelp}
       --no-cache-filter STAGE
                              run every step of these stages (by name or index; repeatable or
                              a comma list), the others may come from the cache
+      --cache-to type=registry,ref=REF[,mode=min|max][,ignore-error=true]
+                             after the build (and push), write the step results to REF as an
+                             ordinary OCI image, for other machines' --cache-from (repeatable);
+                             mode=min (default): the final image's stages, max: every stage;
+                             a failed export fails the build unless ignore-error=true
+      --cache-from type=registry,ref=REF | REF
+                             reuse step results from REF (repeatable): a step that misses here
+                             and is in REF fetches its layers from REF; a missing REF is a warning
+                             (-t, --cache-to and --cache-from registries get --creds and --insecure)
       --executor NAME        what runs RUN steps: runc or none (default: runc when it is on
                              PATH, else none, and a RUN then says how to install runc)
       --allow ENTITLEMENT    allow security.insecure (RUN --security=insecure); repeatable
@@ -138,7 +150,10 @@ export const command: CliCommand = {
     const secrets = Object.fromEntries(flagList(p, 'secret').map((spec) => parseSecretFlag(spec, io.cwd, io.env)));
     const ssh = Object.fromEntries(flagList(p, 'ssh').map((spec) => parseSshFlag(spec, io.cwd, io.env)));
     const executor = await selectExecutor(flagString(p, 'executor'), io.env);
-    const registry = await registryOptionsFromFlags(p, { targets: tags, io });
+    const cacheTo = flagList(p, 'cache-to').map((v) => parseCacheFlag(v, 'cache-to'));
+    const cacheFrom = flagList(p, 'cache-from').map((v) => parseCacheFlag(v, 'cache-from'));
+    // The cache refs are registries named on the command line: --insecure, --plain-http and --creds cover them too.
+    const registry = await registryOptionsFromFlags(p, { targets: [...tags, ...cacheTo.map((c) => c.ref), ...cacheFrom.map((c) => c.ref)], io });
 
     const result = await build({
       context,
@@ -161,6 +176,8 @@ export const command: CliCommand = {
       ssh,
       noCache: flagBool(p, 'no-cache'),
       noCacheFilter: flagList(p, 'no-cache-filter').flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean),
+      cacheTo,
+      cacheFrom,
     });
 
     if (!push && result.pushed.length === 0 && outputs.length === 0) {
