@@ -6,7 +6,9 @@
  * 1..N), reads the job, and runs the step exactly as root mode does
  * (step.ts). Protocol: JSON lines; parent -> worker: the job, then
  * optionally `{"abort":true}`; worker -> parent: `{"ready":true}`, output
- * chunks `{"out":"stdout","b64":...}`, progress events, and finally
+ * chunks `{"out":"stdout","b64":...}`, progress events, `{"running":true}`
+ * and `{"running":false}` around the RUN process (the parent holds a unit
+ * of the build's CPU budget in between: lib/cpu-budget.ts), and finally
  * `{"result":...}` or `{"error":{...}}`. Mounts made here vanish with the
  * namespace when the worker exits, whatever happens. SIGINT, SIGTERM and
  * SIGHUP (a terminal's Ctrl-C reaches the whole process group) abort the
@@ -51,6 +53,16 @@ lines.on('close', () => ac.abort('the parent process went away'));
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => ac.abort(`received ${sig}`));
 send({ ready: true });
 
+/** The budget that counts is the parent's: it holds the unit while the RUN process runs. */
+async function reportRunning<T>(fn: () => Promise<T>): Promise<T> {
+  send({ running: true });
+  try {
+    return await fn();
+  } finally {
+    send({ running: false });
+  }
+}
+
 async function run(j: WorkerJob): Promise<void> {
   try {
     const { secretsB64, mounts, ...req } = j.req;
@@ -62,7 +74,7 @@ async function run(j: WorkerJob): Promise<void> {
       onOutput: (stream, chunk) => send({ out: stream, b64: chunk.toString('base64') }),
       onProgress: (event) => send({ progress: event }),
       signal: ac.signal,
-    }, { rootless: true });
+    }, { rootless: true, occupyCpu: reportRunning });
     send({ result });
   } catch (e) {
     const err = e instanceof OcistackError ? { message: e.message, code: e.code, hint: e.hint, location: e.location } : { message: e instanceof Error ? e.message : String(e), code: 'RUNC_ROOTLESS_WORKER' };
