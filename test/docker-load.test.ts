@@ -6,11 +6,13 @@
  * ENV, a CMD and a COPYed file; `docker image inspect` then shows the tags
  * of the build (RepoTags), its Env and Cmd, the config digest as image ID
  * and the image's diff_ids as RootFS layers; `docker run --network none`
- * prints the COPYed file and the ENV value.
+ * prints the COPYed file and the ENV value. `podman load` (Debian's podman,
+ * no service: a private --root/--runroot with vfs storage) reads the same
+ * kind of archive.
  */
 import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startDockerd, type Dockerd } from './helpers/dockerd.js';
@@ -22,6 +24,7 @@ import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
 let reg: TestRegistry;
 let base: string;
 let dockerd: Dockerd;
+const after: (() => void)[] = [];
 
 test.before(async () => {
   requireTool('dockerd');
@@ -32,6 +35,7 @@ test.before(async () => {
 
 test.after(async () => {
   await dockerd?.stop();
+  for (const f of after) f();
 });
 
 function docker(args: string[]): { code: number; stdout: string; stderr: string } {
@@ -72,6 +76,37 @@ test('docker load reads a type=docker output: tags, Env, Cmd, image ID and layer
   const run = docker(['run', '--rm', '--network', 'none', tags[1]!]);
   assert.is(run.code, 0, run.stderr);
   assert.is(run.stdout, 'copied by ocistack\nhello-from-env\n');
+});
+
+test('podman load reads it too (no service: private --root/--runroot, vfs storage): tags, Env, Cmd, image ID and layers', async () => {
+  const podman = requireTool('podman');
+  const ctx = makeTempDir('podman-load-ctx');
+  writeFileSync(join(ctx, 'msg.txt'), 'copied by ocistack\n');
+  writeFileSync(join(ctx, 'Dockerfile'), `FROM ${base}\nENV GREETING=hello-from-env\nCOPY msg.txt /msg.txt\nCMD ["/bin/sh", "-c", "cat /msg.txt"]\n`);
+  const out = join(makeTempDir('podman-load-out'), 'image.tar');
+  const tag = 'localhost/ocistack-podman:1';
+  const r = await ocistack(['build', '--progress', 'plain', '--ca-file', reg.caFile, '-t', tag, '--output', `type=docker,dest=${out}`, ctx]);
+  assert.is(r.code, 0, r.stderr);
+  const tar = requireTool('tar');
+  const manifest = JSON.parse(await runOk(tar, ['-xOf', out, 'manifest.json'])) as { Config: string }[];
+  const config = JSON.parse(await runOk(tar, ['-xOf', out, manifest[0]!.Config])) as { rootfs: { diff_ids: string[] } };
+  const store = makeTempDir('podman-store');
+  // podman refuses a runroot longer than 50 characters: the test's temp dirs are longer.
+  const runroot = mkdtempSync('/tmp/ocistack-podman-');
+  after.push(() => rmSync(runroot, { recursive: true, force: true }));
+  const global = ['--root', join(store, 'root'), '--runroot', runroot, '--tmpdir', join(store, 'tmp'), '--storage-driver', 'vfs', '--events-backend', 'none'];
+  const podmanRun = (args: string[]) => spawnSync(podman, [...global, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const load = podmanRun(['load', '-i', out]);
+  assert.is(load.status, 0, load.stderr);
+  assert.match(load.stdout, `Loaded image: ${tag}`);
+  const inspect = podmanRun(['image', 'inspect', tag]);
+  assert.is(inspect.status, 0, inspect.stderr);
+  const [img] = JSON.parse(inspect.stdout) as { Id: string; RepoTags: string[]; Config: { Env: string[]; Cmd: string[] }; RootFS: { Layers: string[] } }[];
+  assert.equal(img!.RepoTags, [tag]);
+  assert.is(`sha256:${img!.Id}`, `sha256:${manifest[0]!.Config.split('/').pop()}`, 'the image ID is the config digest');
+  assert.ok(img!.Config.Env.includes('GREETING=hello-from-env'));
+  assert.equal(img!.Config.Cmd, ['/bin/sh', '-c', 'cat /msg.txt']);
+  assert.equal(img!.RootFS.Layers, config.rootfs.diff_ids);
 });
 
 test.run();
