@@ -6,13 +6,15 @@
  * ENV, a CMD and a COPYed file; `docker image inspect` then shows the tags
  * of the build (RepoTags), its Env and Cmd, the config digest as image ID
  * and the image's diff_ids as RootFS layers; `docker run --network none`
- * prints the COPYed file and the ENV value. `podman load` (Debian's podman,
+ * prints the COPYed file and the ENV value; containerd's `ctr images import`
+ * (what `kind load image-archive` runs on a node, into dockerd's own
+ * containerd) takes it and finds its content complete. `podman load` (Debian's podman,
  * no service: a private --root/--runroot with vfs storage) reads the same
  * kind of archive.
  */
 import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { startDockerd, type Dockerd } from './helpers/dockerd.js';
@@ -24,13 +26,15 @@ import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
 let reg: TestRegistry;
 let base: string;
 let dockerd: Dockerd;
+let dockerdDir: string;
 const after: (() => void)[] = [];
 
 test.before(async () => {
   requireTool('dockerd');
   reg = await withRegistry('none');
   base = await busyboxBase(reg);
-  dockerd = await startDockerd(makeTempDir('dockerd'));
+  dockerdDir = makeTempDir('dockerd');
+  dockerd = await startDockerd(dockerdDir);
 });
 
 test.after(async () => {
@@ -43,7 +47,7 @@ function docker(args: string[]): { code: number; stdout: string; stderr: string 
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('docker load reads a type=docker output: tags, Env, Cmd, image ID and layers as built; docker run prints the COPYed file', async () => {
+test('docker load reads a type=docker output: tags, Env, Cmd, image ID and layers as built; docker run prints the COPYed file; containerd imports it as kind load does', async () => {
   const ctx = makeTempDir('docker-load-ctx');
   writeFileSync(join(ctx, 'msg.txt'), 'copied by ocistack\n');
   writeFileSync(join(ctx, 'Dockerfile'), `FROM ${base}\nENV GREETING=hello-from-env\nCOPY msg.txt /msg.txt\nCMD ["/bin/sh", "-c", "cat /msg.txt; echo $GREETING"]\n`);
@@ -76,6 +80,18 @@ test('docker load reads a type=docker output: tags, Env, Cmd, image ID and layer
   const run = docker(['run', '--rm', '--network', 'none', tags[1]!]);
   assert.is(run.code, 0, run.stderr);
   assert.is(run.stdout, 'copied by ocistack\nhello-from-env\n');
+
+  // What `kind load image-archive` runs on a node: containerd's import (here into dockerd's own containerd).
+  const ctr = requireTool('ctr');
+  const sock = join(dockerdDir, 'exec', 'containerd', 'containerd.sock');
+  const ctrRun = (args: string[], input?: Buffer) => spawnSync(ctr, ['--address', sock, '--namespace', 'k8s.io', ...args], { encoding: 'utf8', timeout: 120_000, ...(input ? { input } : {}) });
+  const imp = ctrRun(['images', 'import', '--all-platforms', '--digests', '--snapshotter', 'overlayfs', '-'], readFileSync(out));
+  assert.is(imp.status, 0, imp.stderr);
+  const names = ctrRun(['images', 'ls', '-q']).stdout.trim().split('\n');
+  for (const n of ['localhost/ocistack-load:1', 'docker.io/library/ocistack-load:dev']) assert.ok(names.includes(n), `${n} in ${names.join(' ')}`);
+  const check = ctrRun(['images', 'check', 'name==localhost/ocistack-load:1']);
+  assert.is(check.status, 0, check.stderr);
+  assert.match(check.stdout, /complete \(\d+\/\d+\)/, check.stdout);
 });
 
 test('podman load reads it too (no service: private --root/--runroot, vfs storage): tags, Env, Cmd, image ID and layers', async () => {
