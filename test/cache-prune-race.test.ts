@@ -166,4 +166,11 @@ test('`ocistack cache prune --all` at the same time as a CLI build, 3 rounds: bo
   }
 });
 
+test('prune of a cache dir that does not exist removes nothing and does not create it (nor its lock)', async () => {
+  const cache = path.join(makeTempDir('prune-none'), 'absent');
+  const r = await pruneCache({ cacheDir: cache });
+  assert.is(r.blobs + r.records + r.snapshots, 0);
+  assert.not.ok(existsSync(cache));
+});
+
 test.run();

@@ -74,6 +74,10 @@ function buildCacheBytes(scan: CacheScan, liveBlobs: Set<Digest>, snapshots: Sna
 }
 
 export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
+  // No cache dir: nothing to remove, and taking the lock would create one.
+  if (!(await fsp.stat(path.resolve(opts.cacheDir)).then((s) => s.isDirectory(), () => false))) {
+    return { records: 0, blobs: 0, snapshots: 0, cacheMounts: 0, statCaches: 0, layerIndexes: 0, temps: 0, freedBytes: 0, runningBuilds: 0, removed: [] };
+  }
   const lock = await lockForPrune(opts.cacheDir, opts.signal);
   try {
     return await pruneLocked(opts);

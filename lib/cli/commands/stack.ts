@@ -98,6 +98,7 @@ ${progressFlagsHelp}
 Push only:
       --pin                  after the push, print each manifest reference pinned to the pushed digest
       --pin --write          and rewrite exactly those references in the stack's files
+                             (only when every image was pushed: otherwise nothing)
 
 Registry (for the Gitea registry only):
 ${registryFlagsHelp}
