@@ -7,7 +7,10 @@
  * `met` lines have arrived, the budget is read and `done` is written into
  * the cache mount dirs below the cache dir. argv[2] is JSON: runc,
  * storeRoot, layers, diffIds, cacheDir, n. Prints one JSON line:
- * { capacity, atMeet, after, results } or { error }.
+ * { capacity, atMeet, after, results } or { error }. With `layerMiB`: one
+ * step that writes that many MiB instead, and { takes, after, results }:
+ * how many budget units this process gave out (the RUN process's and one a
+ * compressed layer block).
  */
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,8 +19,28 @@ import { createRuncExecutor } from '../../lib/executor/runc/index.js';
 import { cpuBudget } from '../../lib/cpu-budget.js';
 import { BUSYBOX_PATH } from './images.js';
 
-const job = JSON.parse(process.argv[2]!) as { runc: string; storeRoot: string; layers: never[]; diffIds: never[]; cacheDir: string; n: number };
+const job = JSON.parse(process.argv[2]!) as { runc: string; storeRoot: string; layers: never[]; diffIds: never[]; cacheDir: string; n: number; layerMiB?: number };
 const n = job.n;
+// Every unit taken from this process's budget, counted (force and acquire alike).
+let takes = 0;
+const force = cpuBudget.force.bind(cpuBudget);
+const acquire = cpuBudget.acquire.bind(cpuBudget);
+cpuBudget.force = () => (takes++, force());
+cpuBudget.acquire = (signal?: AbortSignal) => acquire(signal).then(() => void takes++);
+if (job.layerMiB) {
+  // One step that writes a file of layerMiB MiB: its layer is compressed in 1 MiB blocks, each taking a unit.
+  try {
+    const r = await createRuncExecutor({ runc: job.runc }).run({
+      chain: { store: new BlobStore(job.storeRoot), layers: job.layers, diffIds: job.diffIds },
+      process: { args: ['/bin/sh', '-c', `head -c ${job.layerMiB * 1048576} /dev/urandom > /big`], env: [`PATH=${BUSYBOX_PATH}`], cwd: '/', user: '' },
+      mounts: [], network: 'none', security: 'sandbox', location: { file: 'Dockerfile', line: 3 }, stepId: '#1', cacheDir: job.cacheDir,
+    });
+    console.log(JSON.stringify({ takes, after: cpuBudget.inUse, results: [{ exitCode: r.exitCode, layerSize: r.layer?.size }] }));
+  } catch (e) {
+    console.log(JSON.stringify({ error: String(e) }));
+  }
+  process.exit(0);
+}
 const script =
   `id=$(cat /proc/sys/kernel/random/uuid); touch /c/m-$id; i=0; ` +
   `while [ $(ls /c | grep -c '^m-') -lt ${n} ]; do i=$((i+1)); [ $i -gt 2400 ] && exit 7; sleep 0.05; done; echo met; ` +

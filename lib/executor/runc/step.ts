@@ -67,12 +67,6 @@ function copyRootMeta(st: fs.Stats, to: string): void {
 export interface StepMode {
   /** In a user namespace: overlay with userxattr, /sys bound instead of mounted. */
   rootless: boolean;
-  /**
-   * Holds the RUN process's CPU budget unit while `fn` runs (default: this
-   * process's budget). The rootless worker is a process of its own: it asks
-   * its parent to hold the unit in the build's budget (worker.ts, rootless.ts).
-   */
-  occupyCpu?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
 /** Run one step here; the caller has checked runc exists. */
@@ -114,7 +108,7 @@ export async function runStepHere(runc: string, req: RunRequest, mode: StepMode)
     container = { runc, root: state, bundle: p.bundle, id: path.basename(stepDir) };
     // The process counts against the CPU budget while it runs (never waits for it: lib/cpu-budget.ts).
     const running = container;
-    const exitCode = await (mode.occupyCpu ?? occupyCpu)(() => runContainer(running, { onOutput: req.onOutput, signal: req.signal }));
+    const exitCode = await occupyCpu(() => runContainer(running, { onOutput: req.onOutput, signal: req.signal }));
     await deleteContainer(container);
     container = undefined;
     await unmountOverlay(p.merged);

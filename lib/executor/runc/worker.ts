@@ -6,9 +6,9 @@
  * 1..N), reads the job, and runs the step exactly as root mode does
  * (step.ts). Protocol: JSON lines; parent -> worker: the job, then
  * optionally `{"abort":true}`; worker -> parent: `{"ready":true}`, output
- * chunks `{"out":"stdout","b64":...}`, progress events, `{"running":true}`
- * and `{"running":false}` around the RUN process (the parent holds a unit
- * of the build's CPU budget in between: lib/cpu-budget.ts), and finally
+ * chunks `{"out":"stdout","b64":...}`, progress events, CPU budget
+ * messages (worker-cpu.ts: the worker's RUN process and layer compression
+ * take units of the build process's budget), and finally
  * `{"result":...}` or `{"error":{...}}`. Mounts made here vanish with the
  * namespace when the worker exits, whatever happens. SIGINT, SIGTERM and
  * SIGHUP (a terminal's Ctrl-C reaches the whole process group) abort the
@@ -20,6 +20,7 @@ import { BlobStore } from '../../image/store.js';
 import type { RunRequest } from '../types.js';
 import { fromJobMounts, type JobMount } from './job-mounts.js';
 import { runStepHere } from './step.js';
+import { forwardCpuBudget } from './worker-cpu.js';
 
 export interface WorkerJob {
   runc: string;
@@ -31,12 +32,15 @@ function send(msg: unknown): void {
   process.stdout.write(`${JSON.stringify(msg)}\n`);
 }
 
+// Every unit this process takes is the build process's (worker-cpu.ts).
+const cpuGranted = forwardCpuBudget(send);
 const ac = new AbortController();
 const lines = createInterface({ input: process.stdin });
 let job: WorkerJob | undefined;
 let started = false;
 lines.on('line', (line) => {
-  const msg = JSON.parse(line) as { abort?: boolean } & Partial<WorkerJob>;
+  const msg = JSON.parse(line) as { abort?: boolean; cpuGrant?: number } & Partial<WorkerJob>;
+  if (msg.cpuGrant !== undefined) return cpuGranted(msg.cpuGrant);
   if (msg.abort) return ac.abort('received an abort from the parent process');
   if (!started) {
     started = true;
@@ -53,16 +57,6 @@ lines.on('close', () => ac.abort('the parent process went away'));
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => ac.abort(`received ${sig}`));
 send({ ready: true });
 
-/** The budget that counts is the parent's: it holds the unit while the RUN process runs. */
-async function reportRunning<T>(fn: () => Promise<T>): Promise<T> {
-  send({ running: true });
-  try {
-    return await fn();
-  } finally {
-    send({ running: false });
-  }
-}
-
 async function run(j: WorkerJob): Promise<void> {
   try {
     const { secretsB64, mounts, ...req } = j.req;
@@ -74,7 +68,7 @@ async function run(j: WorkerJob): Promise<void> {
       onOutput: (stream, chunk) => send({ out: stream, b64: chunk.toString('base64') }),
       onProgress: (event) => send({ progress: event }),
       signal: ac.signal,
-    }, { rootless: true, occupyCpu: reportRunning });
+    }, { rootless: true });
     send({ result });
   } catch (e) {
     const err = e instanceof OcistackError ? { message: e.message, code: e.code, hint: e.hint, location: e.location } : { message: e instanceof Error ? e.message : String(e), code: 'RUNC_ROOTLESS_WORKER' };
