@@ -9,7 +9,7 @@
  *   - Buildah: `buildah bud --layers` + `buildah push`, as root, chroot
  *     isolation, storage (overlay driver by default) in a temp dir;
  *   - Docker: Debian's docker.io `docker build` (BuildKit) + `docker push`
- *     against a private dockerd this benchmark starts (bench/dockerd.ts),
+ *     against a private dockerd this benchmark starts (test/helpers/dockerd.ts),
  *     warmed with one build first; skipped with the reason when it cannot start.
  * Scenarios per tool, in this order within a run: `cold` (empty cache, a
  * fresh repository), `unchanged` (the same build again), `one-file` (one
@@ -39,7 +39,7 @@ import { busyboxBase } from '../test/helpers/images.js';
 import { skopeoInspectArgs, startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { makeTempDir, removeTempDir, requireTool } from '../test/helpers/tools.js';
 import { generateDevloopApp, type DevloopApp } from './devloop-app.js';
-import { ensureDockerInstalled, startDockerd, type Dockerd } from './dockerd.js';
+import { ensureDockerInstalled, startDockerd, type Dockerd } from '../test/helpers/dockerd.js';
 import { loadAverages, log, machineLine, markdownTable, measure, median, requireGnuTime, sec, load, ocistackStepTimes, type Measured } from './measure.js';
 
 const TOOLS = ['ocistack', 'buildah', 'docker'] as const;

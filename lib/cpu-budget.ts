@@ -12,7 +12,9 @@
  *   while it runs, taken with `force`: a process never waits for a core
  *   (a RUN may wait on another stage's RUN, e.g. through a shared cache
  *   mount, and must not deadlock on the budget), but compression backs off
- *   while it runs.
+ *   while it runs. Rootless, the process and its layer's compression run
+ *   in the worker process, whose budget forwards every unit to this one
+ *   (lib/executor/runc/worker-cpu.ts).
  *
  * The JS thread itself (tar headers, hashing, the layer capture walk) is
  * not counted: it is one core for the process whatever the budget says.

@@ -91,11 +91,15 @@ fi
 # zstd, tar -j/-J need bzip2/xz, layer.test.ts pipes through sha256sum, the
 # differential suite reads xattrs with getfattr and its own test uses mknod/setfattr;
 # debootstrap (and chroot) make the Debian base images of run-realistic.test.ts;
-# tmux is the real terminal progress-tty.test.ts renders the live progress in.
+# tmux is the real terminal progress-tty.test.ts renders the live progress in;
+# docker-load.test.ts starts a private dockerd (docker.io) and loads a build with
+# its Debian client /usr/bin/docker, imports it with containerd's ctr (as kind load
+# image-archive does), then checks `podman load` of the same kind of
+# archive (podman needs no service for that).
 REQUIRED="docker-registry:docker-registry skopeo:skopeo umoci:umoci runc:runc buildah:buildah
 busybox-static:- nginx-light:nginx apache2-utils:htpasswd openssl:openssl uidmap:newuidmap
 bzip2:bzip2 xz-utils:xz libcap2-bin:setcap libcap2-bin:getcap zstd:zstd gzip:gzip tar:tar
-coreutils:sha256sum coreutils:mknod coreutils:chroot attr:getfattr attr:setfattr openssh-client:ssh-agent debootstrap:debootstrap tmux:tmux"
+coreutils:sha256sum coreutils:mknod coreutils:chroot attr:getfattr attr:setfattr openssh-client:ssh-agent debootstrap:debootstrap tmux:tmux docker.io:dockerd containerd:ctr podman:podman"
 PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 missing=()
 for entry in $REQUIRED; do

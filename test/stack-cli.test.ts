@@ -122,6 +122,35 @@ test('stack push --pin prints the digest-pinned references; --pin --write hands 
   assert.match(w.stderr, /rewrote 1 reference/);
 });
 
+test('stack push --pin --write with a failing image writes nothing (all or nothing) and says so; --pin still lists the pushed image', async () => {
+  const fx = stackFixture(reg, [{ name: 'sclw-ok', dockerfile: okDockerfile('ok') }, { name: 'sclw-bad', dockerfile: FAILING_DOCKERFILE }]);
+  const r = await stack(['push', '--build-arg', `BASE=${base}`, '--progress', 'quiet', '--pin', '--write'], fx);
+  assert.is(r.code, 1, r.stderr);
+  assert.equal(r.pins, [], 'writePins was not called');
+  assert.match(r.stderr, /^--pin --write: nothing rewritten, 1 of 2 images were not pushed; fix it and run the push again$/m);
+  assert.not.match(r.stderr, /rewrote/);
+  const digest = (await inspectImage(`${reg.host}/giteaadmin/sclw-ok:latest`, reg)).digest;
+  assert.match(r.stdout, new RegExp(`-> ${reg.host}/giteaadmin/sclw-ok:latest@${digest}$`, 'm'), 'the pushed image\'s pin is still printed');
+  assert.not.match(r.stdout, /sclw-bad:latest@/);
+});
+
+test('stack push --pin lists the references that cannot be pinned in place with the reason; --write leaves them out', async () => {
+  const fx = stackFixture(reg, [{ name: 'sclq-a', dockerfile: okDockerfile('a') }]);
+  const ref = fx.model.images[0]!.usedBy[0]!;
+  // A Helm values image without a plain tag: value, as lib/stack/references.ts marks it.
+  const reason = 'no plain tag: value next to repository: (add "tag:" to pin it)';
+  const helm = { ...ref, kind: 'helm-values' as const, location: { file: join(fx.root, 'chart', 'values.yaml'), line: 7, column: 3 }, source: { fileSha256: '0'.repeat(64), span: { start: 0, end: ref.text.length }, edit: { kind: 'none' as const, reason } } };
+  fx.model.images[0]!.usedBy.push(helm);
+  const r = await stack(['push', '--build-arg', `BASE=${base}`, '--progress', 'quiet', '--pin', '--write'], fx);
+  assert.is(r.code, 0, r.stderr);
+  const digest = (await inspectImage(`${reg.host}/giteaadmin/sclq-a:latest`, reg)).digest;
+  assert.match(r.stdout, /^1 reference cannot be pinned in place \(pin by hand\):$/m);
+  assert.ok(r.stdout.includes(`chart/values.yaml:7:3  ${ref.text} -> ${reg.host}/giteaadmin/sclq-a:latest@${digest}: ${reason}\n`), r.stdout);
+  assert.is(r.pins.length, 1);
+  assert.equal(r.pins[0]!.map((p) => p.reference), [ref], 'only the writable reference is handed to writePins');
+  assert.match(r.stderr, /rewrote 1 reference in the stack's files; 1 left as it was \(listed above\)/);
+});
+
 test('stack list: per image its Dockerfile, where it goes and who uses it; the model warnings', async () => {
   const fx = stackFixture(reg, [{ name: 'scll-a', dockerfile: okDockerfile('a') }]);
   const r = await stack(['list', '--tag', 'v3'], fx);

@@ -8,27 +8,61 @@
  * swept). Builds of older ocistack versions left no marker, so other signs of
  * a live build count too: owner-named temp files of live processes in the
  * store's tmp/, snapshots/tmp/ and runc/steps/.
+ *
+ * The marker alone leaves a window: a build that marks itself just after
+ * prune looked for markers is not seen, and prune deletes what it is about
+ * to use. So both sides take the prune lock `<cacheDir>/buildcache/prune.lock`
+ * (lib/lock.ts: a killed holder's lock is recovered at once): prune holds it
+ * from its first check for running builds to its last deletion, a build
+ * only while it writes its marker. Either prune sees the marker (and keeps
+ * every blob, snapshot and cache mount), or the build marks itself after
+ * prune is done. Snapshots need no lock of their own: a build uses a
+ * snapshot only while its marker exists, and prune removes snapshots only
+ * when it holds the lock and saw no marker.
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
+import { acquireLock, withLock, type HeldLock } from '../lock.js';
 import { removeTemp, sweepStaleTemps, tempName, tempNameIsStale, trackTemp } from '../temp-files.js';
 
 export function activeBuildsDir(cacheDir: string): string {
   return path.join(path.resolve(cacheDir), 'buildcache', 'active');
 }
 
+export function pruneLockPath(cacheDir: string): string {
+  return path.join(path.resolve(cacheDir), 'buildcache', 'prune.lock');
+}
+
+/**
+ * How long a build or a prune waits for a prune that holds the lock: a
+ * prune of a big cache takes seconds; a dead one's lock is recovered at
+ * once, so this limit is only met by a live prune that hangs.
+ */
+const PRUNE_LOCK_WAIT_MS = 10 * 60_000;
+
+/** Take the prune lock (see the module comment): a prune holds it while it checks and deletes. */
+export function lockForPrune(cacheDir: string, signal?: AbortSignal): Promise<HeldLock> {
+  return acquireLock(pruneLockPath(cacheDir), { waitMs: PRUNE_LOCK_WAIT_MS, signal, what: 'the build cache (another `ocistack cache prune` is running)' });
+}
+
 export interface ActiveBuild {
   release(): Promise<void>;
 }
 
-/** Mark a build as running on `cacheDir` until release (or process exit). */
-export async function markBuildActive(cacheDir: string): Promise<ActiveBuild> {
+/** Mark a build as running on `cacheDir` until release (or process exit); waits while a prune runs. */
+export async function markBuildActive(cacheDir: string, signal?: AbortSignal): Promise<ActiveBuild> {
   const dir = activeBuildsDir(cacheDir);
   await fsp.mkdir(dir, { recursive: true });
   await sweepStaleTemps(dir).catch(() => undefined);
   const file = path.join(dir, tempName('build'));
-  trackTemp(file);
-  await fsp.writeFile(file, `${process.pid}\n`);
+  await withLock(
+    pruneLockPath(cacheDir),
+    async () => {
+      trackTemp(file);
+      await fsp.writeFile(file, `${process.pid}\n`);
+    },
+    { waitMs: PRUNE_LOCK_WAIT_MS, signal, what: 'the build cache (`ocistack cache prune` is running)' },
+  );
   return { release: () => removeTemp(file) };
 }
 

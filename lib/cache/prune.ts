@@ -16,12 +16,15 @@
  *                     blob, except what local tags (`build -t`) need: like
  *                     `docker builder prune --all`, which leaves images alone.
  *
- * Safe next to a running build: records are removed before blobs (a build
+ * Safe next to a running build: prune holds the prune lock
+ * (active-builds.ts) from its first look for running builds to its last
+ * deletion, and a build takes it while it marks itself running, so no build
+ * starts unseen in between. Records are removed before blobs (a build
  * reading a record sees it whole or not at all, lib/cache/record.ts); while
- * any build is running (active-builds.ts) no blob, snapshot or cache mount
- * is removed, only records and stat caches, and the result says so. A temp
- * file or lock of a live process is never touched (stale ones are swept by
- * owner, lib/temp-files.ts); a cache mount whose lock is held stays.
+ * any build is running no blob, snapshot or cache mount is removed, only
+ * records and stat caches, and the result says so. A temp file or lock of a
+ * live process is never touched (stale ones are swept by owner,
+ * lib/temp-files.ts); a cache mount whose lock is held stays.
  */
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
@@ -29,7 +32,7 @@ import { digestHex } from '../image/digest.js';
 import type { Digest } from '../image/types.js';
 import { removeTree } from '../rootfs/snapshot.js';
 import { sweepStaleTemps } from '../temp-files.js';
-import { liveBuildSigns } from './active-builds.js';
+import { liveBuildSigns, lockForPrune } from './active-builds.js';
 import { reachable, scanCache, type CacheScan, type SnapshotInfo, type UsedRecord } from './usage.js';
 
 export interface PruneOptions {
@@ -37,6 +40,13 @@ export interface PruneOptions {
   /** Remove least recently used records until the build cache is at most this many bytes. */
   keepStorage?: number;
   all?: boolean;
+  signal?: AbortSignal;
+  /**
+   * Test seam only (test/cache-prune-race.test.ts): awaited after the last
+   * check for running builds, before the first blob or snapshot is deleted,
+   * while the prune lock is held. Not for production use.
+   */
+  beforeDelete?: () => Promise<void>;
 }
 
 export interface PruneResult {
@@ -64,6 +74,21 @@ function buildCacheBytes(scan: CacheScan, liveBlobs: Set<Digest>, snapshots: Sna
 }
 
 export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
+  // No cache dir: nothing to remove, and taking the lock would create one.
+  if (!(await fsp.stat(path.resolve(opts.cacheDir)).then((s) => s.isDirectory(), () => false))) {
+    return { records: 0, blobs: 0, snapshots: 0, cacheMounts: 0, statCaches: 0, layerIndexes: 0, temps: 0, freedBytes: 0, runningBuilds: 0, removed: [] };
+  }
+  const lock = await lockForPrune(opts.cacheDir, opts.signal);
+  try {
+    return await pruneLocked(opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function pruneLocked(opts: PruneOptions): Promise<PruneResult> {
+  // Builds running now are seen here or below; none can start until the lock is released.
+  const liveAtStart = await liveBuildSigns(opts.cacheDir);
   const scan = await scanCache(opts.cacheDir);
   const root = scan.root;
   const res: PruneResult = { records: 0, blobs: 0, snapshots: 0, cacheMounts: 0, statCaches: 0, layerIndexes: 0, temps: 0, freedBytes: 0, runningBuilds: 0, removed: [] };
@@ -131,11 +156,12 @@ export async function pruneCache(opts: PruneOptions): Promise<PruneResult> {
     res.temps += (await sweepStaleTemps(dir).catch(() => [] as string[])).length;
   }
 
-  // 4. Derived and stored data, only when no build is running (checked after the records are gone,
-  //    so a build that started meanwhile is seen).
-  const live = await liveBuildSigns(root);
-  res.runningBuilds = live.length;
-  if (live.length > 0) return res;
+  // 4. Derived and stored data, only when no build is running. No build starts while the lock is
+  //    held (it marks itself under the same lock); checked again for other writers' live temp files.
+  const live = new Set([...liveAtStart, ...(await liveBuildSigns(root))]);
+  res.runningBuilds = live.size;
+  if (live.size > 0) return res;
+  await opts.beforeDelete?.();
 
   const blobs = keptBlobs();
   const keepSnapshots = new Set(snapshots.map((s) => s.path));

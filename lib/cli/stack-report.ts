@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { isOcistackError } from '../errors.js';
 import type { StackListing } from '../stack/batch.js';
 import type { StackPin } from '../stack/providers.js';
+import type { UnpinnableReference } from '../stack/pin-list.js';
 import type { GiteaAccess, StackLocation, StackResult } from '../stack/types.js';
 
 function where(loc: StackLocation, base: string): string {
@@ -107,4 +108,11 @@ export function formatFailures(r: StackResult): string {
 /** `--pin`: each reference and its digest-pinned form. */
 export function formatPins(pins: StackPin[], root: string): string {
   return pins.map((p) => `${where(p.reference.location, root)}  ${p.reference.text} -> ${p.pinned}\n`).join('');
+}
+
+/** `--pin`: the references `--write` cannot rewrite, each with its pinned form and why (to pin by hand). */
+export function formatUnpinnable(refs: UnpinnableReference[], root: string): string {
+  if (!refs.length) return '';
+  const n = refs.length === 1 ? '1 reference' : `${refs.length} references`;
+  return `${n} cannot be pinned in place (pin by hand):\n` + refs.map((u) => `${where(u.pin.reference.location, root)}  ${u.pin.reference.text} -> ${u.pin.pinned}: ${u.reason}\n`).join('');
 }

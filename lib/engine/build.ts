@@ -114,7 +114,7 @@ interface BuildSession {
  */
 export async function build(opts: BuildOptions): Promise<BuildResult> {
   // Marked as running, so `ocistack cache prune` keeps the blobs and snapshots it is using.
-  const active = await markBuildActive(new BlobStore(opts.cacheDir).root);
+  const active = await markBuildActive(new BlobStore(opts.cacheDir).root, opts.signal);
   try {
     return await buildMarked(opts);
   } finally {

@@ -25,3 +25,27 @@ export function digestPins(result: StackResult): StackPin[] {
   }
   return pins;
 }
+
+/** A pin that `--pin --write` cannot put into its file, and why (lib/stack/references.ts says). */
+export interface UnpinnableReference {
+  pin: StackPin;
+  reason: string;
+}
+
+/**
+ * Split pins into those `--pin --write` can write and those it cannot (a
+ * Helm image without a plain `tag:`, a flow-style kustomize entry, a
+ * reference written with escapes...): the scanner marks those with an edit
+ * of kind `none` and its reason. Pins without a scan position (a model made
+ * by hand) are left to the writer.
+ */
+export function splitPins(pins: StackPin[]): { writable: StackPin[]; unpinnable: UnpinnableReference[] } {
+  const writable: StackPin[] = [];
+  const unpinnable: UnpinnableReference[] = [];
+  for (const pin of pins) {
+    const edit = pin.reference.source?.edit;
+    if (edit?.kind === 'none') unpinnable.push({ pin, reason: edit.reason });
+    else writable.push(pin);
+  }
+  return { writable, unpinnable };
+}

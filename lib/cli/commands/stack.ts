@@ -13,7 +13,7 @@ import { parseSecretFlag } from '../../engine/secrets.js';
 import { selectExecutor } from '../../executor/select.js';
 import type { RegistryOptions } from '../../registry/types.js';
 import { buildStack, listStack, pushStack, type StackBuildOptions } from '../../stack/batch.js';
-import { digestPins } from '../../stack/pin-list.js';
+import { digestPins, splitPins } from '../../stack/pin-list.js';
 import {
   defaultDiscoverStack, defaultResolveGiteaAccess, defaultWritePins,
   type DiscoverStack, type GiteaAccessRequest, type ResolveGiteaAccess, type WritePins,
@@ -22,7 +22,7 @@ import type { GiteaAccess } from '../../stack/types.js';
 import { flagBool, flagList, flagString, parseArgs, parseKeyValues, type FlagSpec, type ParsedArgs } from '../args.js';
 import { progressFlagSpecs, progressFlagsHelp, progressFromFlags } from '../progress-flag.js';
 import { parseCreds, parseDuration, parseSize, registryFlagSpecs, registryFlagsHelp } from '../registry-flags.js';
-import { formatAccessSources, formatFailures, formatListing, formatPins, formatSummary } from '../stack-report.js';
+import { formatAccessSources, formatFailures, formatListing, formatPins, formatSummary, formatUnpinnable } from '../stack-report.js';
 import type { CliCommand, CliIO } from '../types.js';
 
 const ENTITLEMENTS = ['security.insecure'];
@@ -98,6 +98,7 @@ ${progressFlagsHelp}
 Push only:
       --pin                  after the push, print each manifest reference pinned to the pushed digest
       --pin --write          and rewrite exactly those references in the stack's files
+                             (only when every image was pushed: otherwise nothing)
 
 Registry (for the Gitea registry only):
 ${registryFlagsHelp}
@@ -266,11 +267,16 @@ async function runBatch(sub: 'build' | 'push', p: ParsedArgs, io: CliIO, deps: S
   io.stdout.write(formatSummary(result));
   io.stderr.write(formatFailures(result));
   if (pin) {
-    const pins = digestPins(result);
-    io.stdout.write(pins.length ? formatPins(pins, result.model.root) : 'no manifest reference to pin\n');
-    if (write && pins.length) {
-      await deps.writePins(pins);
-      io.stderr.write(`rewrote ${pins.length} ${pins.length === 1 ? 'reference' : 'references'} in the stack's files\n`);
+    const { writable, unpinnable } = splitPins(digestPins(result));
+    const root = result.model.root;
+    io.stdout.write(writable.length || unpinnable.length ? formatPins(writable, root) + formatUnpinnable(unpinnable, root) : 'no manifest reference to pin\n');
+    const failed = result.images.filter((i) => i.status !== 'pushed').length;
+    if (write && failed > 0) {
+      // All or nothing: the stack's files never name some new digests and some old ones.
+      io.stderr.write(`--pin --write: nothing rewritten, ${failed} of ${result.images.length} ${result.images.length === 1 ? 'image was' : 'images were'} not pushed; fix ${failed === 1 ? 'it' : 'them'} and run the push again\n`);
+    } else if (write && writable.length) {
+      await deps.writePins(writable);
+      io.stderr.write(`rewrote ${writable.length} ${writable.length === 1 ? 'reference' : 'references'} in the stack's files${unpinnable.length ? `; ${unpinnable.length} left as ${unpinnable.length === 1 ? 'it was' : 'they were'} (listed above)` : ''}\n`);
     }
   }
   return result.ok ? 0 : 1;

@@ -20,6 +20,7 @@ import { readSubIds, type SubIdRange } from './subids.js';
 import { runTool } from './tool.js';
 import { toJobMounts } from './job-mounts.js';
 import type { WorkerJob } from './worker.js';
+import { serveCpuBudget, type CpuMessage } from './worker-cpu.js';
 
 function userName(): string | undefined {
   try {
@@ -92,6 +93,9 @@ export async function runRootless(runc: string, req: RunRequest): Promise<RunRes
     };
     const onAbort = (): void => void child.stdin.write(`${JSON.stringify({ abort: true })}\n`);
     req.signal?.addEventListener('abort', onAbort, { once: true });
+    // The worker's RUN process and layer compression take units of this process's CPU budget,
+    // as they would in root mode (worker-cpu.ts); whatever it still holds is given back when it exits.
+    const cpu = serveCpuBudget((id) => child.stdin.write(`${JSON.stringify({ cpuGrant: id })}\n`));
     let buf = '';
     child.stdout.on('data', (b: Buffer) => {
       buf += b.toString('utf8');
@@ -99,8 +103,9 @@ export async function runRootless(runc: string, req: RunRequest): Promise<RunRes
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        const msg = JSON.parse(line) as { unshared?: boolean; ready?: boolean; out?: 'stdout' | 'stderr'; b64?: string; progress?: never; result?: { exitCode: number; layer?: LayerResult }; error?: { message: string; code: string; hint?: string; location?: RunRequest['location'] } };
-        if (msg.unshared) {
+        const msg = JSON.parse(line) as Partial<CpuMessage> & { unshared?: boolean; ready?: boolean; out?: 'stdout' | 'stderr'; b64?: string; progress?: never; result?: { exitCode: number; layer?: LayerResult }; error?: { message: string; code: string; hint?: string; location?: RunRequest['location'] } };
+        if (msg.cpu) cpu.handle(msg as CpuMessage);
+        else if (msg.unshared) {
           mapIds(child.pid!, uid, gid, subuid, subgid, req).then(
             () => child.stdin.write('go\n'),
             (e: unknown) => {
@@ -122,6 +127,7 @@ export async function runRootless(runc: string, req: RunRequest): Promise<RunRes
     });
     child.on('error', (e) => fail(new OcistackError(`could not start the rootless step (unshare): ${e.message}`, { code: 'RUNC_USERNS', location: req.location, hint: 'install util-linux (unshare) and uidmap' })));
     child.on('close', (code) => {
+      cpu.close();
       req.signal?.removeEventListener('abort', onAbort);
       child.stdin.destroy();
       // Interrupted: the worker's own error (if any) is beside the point, and a signal may have ended it.

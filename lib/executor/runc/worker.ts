@@ -6,7 +6,9 @@
  * 1..N), reads the job, and runs the step exactly as root mode does
  * (step.ts). Protocol: JSON lines; parent -> worker: the job, then
  * optionally `{"abort":true}`; worker -> parent: `{"ready":true}`, output
- * chunks `{"out":"stdout","b64":...}`, progress events, and finally
+ * chunks `{"out":"stdout","b64":...}`, progress events, CPU budget
+ * messages (worker-cpu.ts: the worker's RUN process and layer compression
+ * take units of the build process's budget), and finally
  * `{"result":...}` or `{"error":{...}}`. Mounts made here vanish with the
  * namespace when the worker exits, whatever happens. SIGINT, SIGTERM and
  * SIGHUP (a terminal's Ctrl-C reaches the whole process group) abort the
@@ -18,6 +20,7 @@ import { BlobStore } from '../../image/store.js';
 import type { RunRequest } from '../types.js';
 import { fromJobMounts, type JobMount } from './job-mounts.js';
 import { runStepHere } from './step.js';
+import { forwardCpuBudget } from './worker-cpu.js';
 
 export interface WorkerJob {
   runc: string;
@@ -29,12 +32,15 @@ function send(msg: unknown): void {
   process.stdout.write(`${JSON.stringify(msg)}\n`);
 }
 
+// Every unit this process takes is the build process's (worker-cpu.ts).
+const cpuGranted = forwardCpuBudget(send);
 const ac = new AbortController();
 const lines = createInterface({ input: process.stdin });
 let job: WorkerJob | undefined;
 let started = false;
 lines.on('line', (line) => {
-  const msg = JSON.parse(line) as { abort?: boolean } & Partial<WorkerJob>;
+  const msg = JSON.parse(line) as { abort?: boolean; cpuGrant?: number } & Partial<WorkerJob>;
+  if (msg.cpuGrant !== undefined) return cpuGranted(msg.cpuGrant);
   if (msg.abort) return ac.abort('received an abort from the parent process');
   if (!started) {
     started = true;

@@ -1,10 +1,11 @@
 /**
- * A private Docker daemon for the development-loop benchmark: Debian's
+ * A private Docker daemon for the development-loop benchmark
+ * (bench/devloop.ts) and test/docker-load.test.ts: Debian's
  * docker.io dockerd started by hand with its own data root, exec root,
  * pidfile, socket and (empty) config file under a temp dir, so it touches no
  * system daemon's state. No bridge and no iptables rules (builds use the host
  * network, as Buildah's chroot isolation does): the machine's network is left
- * alone. The bench registry's CA goes to /etc/docker/certs.d/HOST/ca.crt
+ * alone. A registry's CA, when given, goes to /etc/docker/certs.d/HOST/ca.crt
  * (the only place dockerd reads registry CAs from) and is removed on stop,
  * as is the trust key dockerd 20.10 writes to /etc/docker/key.json.
  */
@@ -33,19 +34,21 @@ export function ensureDockerInstalled(log: (s: string) => void): string | undefi
   return undefined;
 }
 
-/** Start dockerd under `dir` trusting `caFile` for `registryHost`; resolves when the API answers. */
-export async function startDockerd(dir: string, registryHost: string, caFile: string): Promise<Dockerd> {
+/** Start dockerd under `dir` (trusting `caFile` for `registryHost` when given); resolves when the API answers. */
+export async function startDockerd(dir: string, registryHost?: string, caFile?: string): Promise<Dockerd> {
   const dockerd = '/usr/sbin/dockerd';
   const sock = join(dir, 'docker.sock');
   const config = join(dir, 'daemon.json');
   mkdirSync(join(dir, 'client'), { recursive: true });
   writeFileSync(config, '{}\n');
-  const certDir = join('/etc/docker/certs.d', registryHost);
+  const certDir = registryHost && caFile ? join('/etc/docker/certs.d', registryHost) : undefined;
   const hadCertsD = existsSync('/etc/docker/certs.d');
   // dockerd 20.10 writes its trust key there whatever the data root is.
   const hadKey = existsSync('/etc/docker/key.json');
-  mkdirSync(certDir, { recursive: true });
-  copyFileSync(caFile, join(certDir, 'ca.crt'));
+  if (certDir) {
+    mkdirSync(certDir, { recursive: true });
+    copyFileSync(caFile!, join(certDir, 'ca.crt'));
+  }
   const logFile = join(dir, 'dockerd.log');
   const out = openSync(logFile, 'a');
   const args = [
@@ -81,7 +84,7 @@ export async function startDockerd(dir: string, registryHost: string, caFile: st
     // Unmount whatever is left under the temp dir (overlay mounts, netns) before it is deleted.
     const mounts = spawnSync('findmnt', ['-rn', '-o', 'TARGET'], { encoding: 'utf8' }).stdout.split('\n').filter((m) => m.startsWith(dir + '/'));
     for (const m of mounts.reverse()) spawnSync('umount', ['-l', m]);
-    rmSync(certDir, { recursive: true, force: true });
+    if (certDir) rmSync(certDir, { recursive: true, force: true });
     if (!hadKey) rmSync('/etc/docker/key.json', { force: true });
     // Leave /etc/docker as it was: drop certs.d when this made it and nothing else is in it.
     if (!hadCertsD) {
