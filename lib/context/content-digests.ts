@@ -40,12 +40,24 @@ import * as path from 'node:path';
 import { lstatSync, type BigIntStats } from 'node:fs';
 import { removeTemp, sweepStaleTemps, tempName, trackTemp, untrackTemp } from '../temp-files.js';
 import type { BuildContext } from './context.js';
-import type { ContextSource } from './source.js';
+import type { ContextSource, FileIdentity } from './source.js';
 import type { Digest } from '../image/types.js';
 
 export interface ContentDigests {
-  /** sha256 of the regular file `rel` (context-relative, normalised). */
-  fileDigest(rel: string): Promise<Digest>;
+  /**
+   * sha256 of the regular file `rel` (context-relative, normalised).
+   * `known`: its lstat identity from the walk that found it (ContextStat's
+   * `identity`), so a stat-cache hit costs no second lstat; it must have been
+   * taken with `statMs` read before the lstat.
+   */
+  fileDigest(rel: string, known?: FileIdentity): Promise<Digest>;
+  /**
+   * The digest of `rel` when `known` (its lstat identity, as for
+   * {@link fileDigest}) is what the stat cache holds; undefined otherwise
+   * (then call fileDigest). Synchronous: an unchanged context of thousands
+   * of files is confirmed without a promise per file.
+   */
+  knownDigest?(rel: string, known: FileIdentity): Digest | undefined;
   /** Keep what was learned for the next build (atomic; safe under two concurrent builds). */
   save(): Promise<void>;
 }
@@ -142,6 +154,14 @@ function identity(st: BigIntStats): Identity {
   return { size: Number(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino), dev: String(st.dev), mode: Number(st.mode) };
 }
 
+/** Only the identity's fields (a FileIdentity also carries statMs, which is no part of an entry). */
+function pickIdentity(x: Identity): Identity {
+  return { size: x.size, mtimeNs: x.mtimeNs, ctimeNs: x.ctimeNs, ino: x.ino, dev: x.dev, mode: x.mode };
+}
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+
 function sameIdentity(a: Identity, b: Identity): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino && a.dev === b.dev && a.mode === b.mode;
 }
@@ -188,18 +208,33 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
   const abs = (rel: string): string => (rel === '' ? context.dir : path.join(context.dir, ...rel.split('/')));
   const margin = BigInt(RACY_MARGIN_MS) * 1_000_000n;
 
-  async function digestOf(rel: string): Promise<Digest> {
-    const statMs = Date.now();
-    let before: BigIntStats | undefined;
-    try {
-      // Synchronous on purpose: a cache hit is one lstat, and the promise API's thread-pool
-      // round trip costs 2-4x the call itself (measured: 8,500 files, docs/performance.md).
-      before = lstatSync(abs(rel), { bigint: true, throwIfNoEntry: false });
-    } catch {
-      before = undefined; // not on disk under context.dir (another kind of source): hash, remember nothing
+  /** A stat-cache hit on the walk's identity: the digest, and this build saw the entry. */
+  function hit(rel: string, known: FileIdentity): Digest | undefined {
+    if ((known.mode & S_IFMT) !== S_IFREG) return undefined;
+    const cached = loaded.get(rel);
+    if (!cached || !sameIdentity(cached, known)) return undefined;
+    seen.set(rel, cached.seenMs === known.statMs ? cached : { ...cached, seenMs: known.statMs });
+    return cached.digest;
+  }
+
+  async function digestOf(rel: string, known: FileIdentity | undefined): Promise<Digest> {
+    let statMs: number;
+    let id: Identity | undefined;
+    if (known && (known.mode & S_IFMT) === S_IFREG) {
+      statMs = known.statMs;
+      id = known;
+    } else {
+      statMs = Date.now();
+      let before: BigIntStats | undefined;
+      try {
+        // Synchronous on purpose: a cache hit is one lstat, and the promise API's thread-pool
+        // round trip costs 2-4x the call itself (measured: 8,500 files, docs/performance.md).
+        before = lstatSync(abs(rel), { bigint: true, throwIfNoEntry: false });
+      } catch {
+        before = undefined; // not on disk under context.dir (another kind of source): hash, remember nothing
+      }
+      id = before && before.isFile() ? identity(before) : undefined;
     }
-    if (before && !before.isFile()) before = undefined;
-    const id = before && identity(before);
     const cached = loaded.get(rel);
     if (id && cached && sameIdentity(cached, id)) {
       seen.set(rel, { ...cached, seenMs: statMs });
@@ -207,21 +242,27 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
     }
     const digest = await limit(() => hashFile(context.source, rel, id?.size ?? SMALL_FILE));
     let entry: StatEntry | null = null;
-    if (before && id) {
+    if (id) {
+      // Unchanged from the identity (walk's or ours) to after the read, and old enough to trust.
       const after = await fsp.lstat(abs(rel), { bigint: true }).catch(() => undefined);
       const limitNs = BigInt(statMs) * 1_000_000n - margin;
-      const settled = before.mtimeNs < limitNs && before.ctimeNs < limitNs;
-      if (after && sameIdentity(id, identity(after)) && settled) entry = { ...id, digest, seenMs: statMs };
+      const settled = BigInt(id.mtimeNs) < limitNs && BigInt(id.ctimeNs) < limitNs;
+      if (after && sameIdentity(id, identity(after)) && settled) entry = { ...pickIdentity(id), digest, seenMs: statMs };
     }
     seen.set(rel, entry);
     return digest;
   }
 
   return {
-    fileDigest(rel: string): Promise<Digest> {
+    knownDigest(rel: string, known: FileIdentity): Digest | undefined {
+      // One in flight (being hashed) is not a hit: its promise is the answer.
+      return inFlight.has(rel) ? undefined : hit(rel, known);
+    },
+
+    fileDigest(rel: string, known?: FileIdentity): Promise<Digest> {
       let p = inFlight.get(rel);
       if (!p) {
-        p = digestOf(rel);
+        p = digestOf(rel, known);
         inFlight.set(rel, p);
         // A failed read is not cached: the next call tries again.
         p.catch(() => inFlight.delete(rel));
