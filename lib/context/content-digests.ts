@@ -154,11 +154,6 @@ function identity(st: BigIntStats): Identity {
   return { size: Number(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino), dev: String(st.dev), mode: Number(st.mode) };
 }
 
-/** Only the identity's fields (a FileIdentity also carries statMs, which is no part of an entry). */
-function pickIdentity(x: Identity): Identity {
-  return { size: x.size, mtimeNs: x.mtimeNs, ctimeNs: x.ctimeNs, ino: x.ino, dev: x.dev, mode: x.mode };
-}
-
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 
@@ -218,23 +213,25 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
   }
 
   async function digestOf(rel: string, known: FileIdentity | undefined): Promise<Digest> {
-    let statMs: number;
-    let id: Identity | undefined;
-    if (known && (known.mode & S_IFMT) === S_IFREG) {
-      statMs = known.statMs;
-      id = known;
-    } else {
-      statMs = Date.now();
-      let before: BigIntStats | undefined;
-      try {
-        // Synchronous on purpose: a cache hit is one lstat, and the promise API's thread-pool
-        // round trip costs 2-4x the call itself (measured: 8,500 files, docs/performance.md).
-        before = lstatSync(abs(rel), { bigint: true, throwIfNoEntry: false });
-      } catch {
-        before = undefined; // not on disk under context.dir (another kind of source): hash, remember nothing
-      }
-      id = before && before.isFile() ? identity(before) : undefined;
+    // The walk's identity answers a hit. A miss is read anyway, so it takes
+    // its own lstat first, as without one: the bytes are hashed against a
+    // size and identity taken just before the read, not at the walk (a file
+    // changed since would otherwise be read short and stored under an
+    // identity it no longer has).
+    if (known) {
+      const d = hit(rel, known);
+      if (d) return d;
     }
+    const statMs = Date.now();
+    let before: BigIntStats | undefined;
+    try {
+      // Synchronous on purpose: a cache hit is one lstat, and the promise API's thread-pool
+      // round trip costs 2-4x the call itself (measured: 8,500 files, docs/performance.md).
+      before = lstatSync(abs(rel), { bigint: true, throwIfNoEntry: false });
+    } catch {
+      before = undefined; // not on disk under context.dir (another kind of source): hash, remember nothing
+    }
+    const id = before && before.isFile() ? identity(before) : undefined;
     const cached = loaded.get(rel);
     if (id && cached && sameIdentity(cached, id)) {
       seen.set(rel, { ...cached, seenMs: statMs });
@@ -243,11 +240,11 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
     const digest = await limit(() => hashFile(context.source, rel, id?.size ?? SMALL_FILE));
     let entry: StatEntry | null = null;
     if (id) {
-      // Unchanged from the identity (walk's or ours) to after the read, and old enough to trust.
+      // Unchanged from before the read to after it, and old enough to trust.
       const after = await fsp.lstat(abs(rel), { bigint: true }).catch(() => undefined);
       const limitNs = BigInt(statMs) * 1_000_000n - margin;
-      const settled = BigInt(id.mtimeNs) < limitNs && BigInt(id.ctimeNs) < limitNs;
-      if (after && sameIdentity(id, identity(after)) && settled) entry = { ...pickIdentity(id), digest, seenMs: statMs };
+      const settled = before!.mtimeNs < limitNs && before!.ctimeNs < limitNs;
+      if (after && sameIdentity(id, identity(after)) && settled) entry = { ...id, digest, seenMs: statMs };
     }
     seen.set(rel, entry);
     return digest;
