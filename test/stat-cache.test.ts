@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BuildContext, openContext } from '../lib/context/context.js';
-import { openContentDigests, RACY_MARGIN_MS, statCachePath } from '../lib/context/content-digests.js';
+import { openContentDigests, parseStatEntry, RACY_MARGIN_MS, statCachePath } from '../lib/context/content-digests.js';
 import type { ContextSource, FileIdentity } from '../lib/context/source.js';
 import { makeTempDir } from './helpers/tools.js';
 
@@ -139,7 +139,8 @@ test('a corrupt or foreign cache file is an empty cache, and is replaced by a go
   const { dir, cache, files } = makeTree();
   await settle();
   const file = statCachePath(cache, dir);
-  for (const bad of ['{"version":1,"entries":{"a.txt":', 'null', '{"version":99,"entries":{}}', '{"version":1,"entries":{"a.txt":{"size":"x"}}}']) {
+  const v2bad = ['{"version":2,"entries":{"a.txt":{"size":1}}}', '{"version":2,"entries":{"a.txt":"1:2:3:4:5:6 zz 7"}}', '{"version":2,"entries":[1,2]}'];
+  for (const bad of ['{"version":1,"entries":{"a.txt":', 'null', '{"version":99,"entries":{}}', '{"version":1,"entries":{"a.txt":{"size":"x"}}}', ...v2bad]) {
     mkdirSync(join(cache, 'buildcache', 'contexts'), { recursive: true });
     writeFileSync(file, bad);
     const r = await digestAll(dir, cache, files);
@@ -148,6 +149,12 @@ test('a corrupt or foreign cache file is an empty cache, and is replaced by a go
   }
   const again = await digestAll(dir, cache, files);
   assert.equal(again.reads, []);
+  // The right identity with a damaged digest is no entry: read again.
+  const good = JSON.parse(readFileSync(file, 'utf8'));
+  good.entries['a.txt'] = good.entries['a.txt'].replace(/ [0-9a-f]{64} /, ` ${'g'.repeat(64)} `);
+  writeFileSync(file, JSON.stringify(good));
+  const damaged = await digestAll(dir, cache, files);
+  assert.equal(damaged.reads, ['a.txt']);
 });
 
 test('concurrent saves of one context: the file is whole and every entry is right', async () => {
@@ -166,9 +173,9 @@ test('concurrent saves of one context: the file is whole and every entry is righ
   );
   await Promise.all(builds.map((d) => d.save()));
   const parsed = JSON.parse(readFileSync(statCachePath(cache, dir), 'utf8'));
-  const entries = Object.entries(parsed.entries) as [string, { digest: string }][];
+  const entries = Object.entries(parsed.entries as Record<string, string>).map(([rel, line]) => [rel, parseStatEntry(line)!] as const);
   assert.ok(entries.length >= 4);
-  for (const [rel, e] of entries) assert.is(e.digest, sha(join(dir, rel)), `entry ${rel}`);
+  for (const [rel, e] of entries) assert.is(e?.digest, sha(join(dir, rel)), `entry ${rel}`);
   assert.equal(readdirSync(join(cache, 'buildcache', 'tmp')), [], 'no temp file left');
   // Whatever was saved is used: a later build reads at most what the last writer did not know.
   const r = await digestAll(dir, cache, all);
@@ -195,9 +202,9 @@ test('two processes saving the same context at once, again and again: always a w
     new Promise<number>((resolve) => spawn(process.execPath, ['--input-type=module', '-e', script(half)], { stdio: 'inherit' }).on('exit', (c) => resolve(c ?? -1)));
   assert.equal(await Promise.all([run(0), run(1)]), [0, 0]);
   const parsed = JSON.parse(readFileSync(statCachePath(cache, dir), 'utf8'));
-  const entries = Object.entries(parsed.entries) as [string, { digest: string }][];
+  const entries = Object.entries(parsed.entries as Record<string, string>).map(([rel, line]) => [rel, parseStatEntry(line)!] as const);
   assert.ok(entries.length > 0);
-  for (const [rel, e] of entries) assert.is(e.digest, sha(join(dir, rel)), `entry ${rel}`);
+  for (const [rel, e] of entries) assert.is(e?.digest, sha(join(dir, rel)), `entry ${rel}`);
   assert.equal(readdirSync(join(cache, 'buildcache', 'tmp')), [], 'no temp file left');
 });
 
@@ -288,7 +295,8 @@ test("the walk's identity: a hit reads nothing; a file changed after the walk is
   assert.is(third.digests[0], sha(p), 'all of the bytes on disk are hashed, not the walk\'s size of them');
   const saved = JSON.parse(readFileSync(statCachePath(cache, dir), 'utf8'));
   const now = statSync(p, { bigint: true });
-  assert.equal([saved.entries['a.txt'].size, saved.entries['a.txt'].ctimeNs, saved.entries['a.txt'].digest], [Number(now.size), String(now.ctimeNs), sha(p)], 'stored under the identity it was read with, not the walk\'s');
+  const stored = parseStatEntry(saved.entries['a.txt'])!;
+  assert.equal([stored.size, stored.ctimeNs, stored.digest], [Number(now.size), String(now.ctimeNs), sha(p)], 'stored under the identity it was read with, not the walk\'s');
   assert.is.not(String(walked.get('a.txt')!.ctimeNs), String(now.ctimeNs));
   const fourth = await digestKnown(dir, cache, files, await walkIdentities(dir));
   assert.equal(fourth.reads, [], 'the next walk finds version three remembered');

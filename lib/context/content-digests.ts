@@ -76,7 +76,15 @@ export const UNSEEN_TTL_MS = 14 * 24 * 3600 * 1000;
 const HASH_CONCURRENCY = 8;
 /** Files up to this size are read in one call (readHead) instead of through a stream. */
 const SMALL_FILE = 1 << 20;
-const CACHE_VERSION = 1;
+/**
+ * Version 2 stores an entry as one string, `"<identity> <digest hex> <seenMs>"`
+ * with `<identity>` = `size:mtimeNs:ctimeNs:ino:dev:mode` (see {@link idKey}):
+ * at 85,000 files, version 1's object per entry cost ~0.6 s of JSON.parse,
+ * validation and GC on every cached build (docs/performance.md). A hit is a
+ * string prefix comparison; an entry is only taken apart when it is used.
+ * A version 1 file is an empty cache (read once more, then version 2).
+ */
+const CACHE_VERSION = 2;
 
 /** What identifies one version of a file, and its digest. */
 export interface StatEntry {
@@ -97,7 +105,8 @@ interface CacheFile {
   version: typeof CACHE_VERSION;
   /** The context directory, for people reading the file (the name is its hash). */
   context: string;
-  entries: Record<string, StatEntry>;
+  /** Context-relative path -> `"<identity> <digest hex> <seenMs>"`. */
+  entries: Record<string, string>;
 }
 
 /** The directory that holds every context's stat cache. */
@@ -111,8 +120,8 @@ export function statCachePath(cacheDir: string, contextDir: string): string {
   return path.join(statCachesDir(cacheDir), `${hex}.json`);
 }
 
-/** Entries of a cache file; anything unreadable or malformed is an empty cache. */
-async function loadEntries(file: string): Promise<Map<string, StatEntry>> {
+/** Entries of a cache file, as stored (checked when used); anything unreadable or malformed is an empty cache. */
+async function loadEntries(file: string): Promise<Map<string, string>> {
   let text: string;
   try {
     text = await fsp.readFile(file, 'utf8');
@@ -122,9 +131,10 @@ async function loadEntries(file: string): Promise<Map<string, StatEntry>> {
   try {
     const parsed = JSON.parse(text) as CacheFile;
     if (parsed?.version !== CACHE_VERSION || typeof parsed.entries !== 'object' || parsed.entries === null) return new Map();
-    const out = new Map<string, StatEntry>();
-    for (const [rel, e] of Object.entries(parsed.entries)) {
-      if (validEntry(e)) out.set(rel, e);
+    const out = new Map<string, string>();
+    for (const rel in parsed.entries) {
+      const line = parsed.entries[rel];
+      if (typeof line === 'string') out.set(rel, line);
     }
     return out;
   } catch {
@@ -132,20 +142,14 @@ async function loadEntries(file: string): Promise<Map<string, StatEntry>> {
   }
 }
 
-function validEntry(e: unknown): e is StatEntry {
-  const x = e as StatEntry;
-  return (
-    !!x &&
-    Number.isSafeInteger(x.size) &&
-    typeof x.mtimeNs === 'string' &&
-    typeof x.ctimeNs === 'string' &&
-    typeof x.ino === 'string' &&
-    typeof x.dev === 'string' &&
-    Number.isSafeInteger(x.mode) &&
-    typeof x.digest === 'string' &&
-    /^sha256:[0-9a-f]{64}$/.test(x.digest) &&
-    Number.isFinite(x.seenMs)
-  );
+const ENTRY = /^(\d+):(\d+):(\d+):(\d+):(\d+):(\d+) ([0-9a-f]{64}) (\d+)$/;
+
+/** A stored entry taken apart; undefined when malformed (then it is no entry). */
+export function parseStatEntry(line: string): StatEntry | undefined {
+  const m = ENTRY.exec(line);
+  if (!m) return undefined;
+  const e: StatEntry = { size: Number(m[1]), mtimeNs: m[2]!, ctimeNs: m[3]!, ino: m[4]!, dev: m[5]!, mode: Number(m[6]), digest: `sha256:${m[7]!}`, seenMs: Number(m[8]) };
+  return Number.isSafeInteger(e.size) && Number.isSafeInteger(e.mode) && Number.isSafeInteger(e.seenMs) ? e : undefined;
 }
 
 type Identity = Omit<StatEntry, 'digest' | 'seenMs'>;
@@ -154,16 +158,40 @@ function identity(st: BigIntStats): Identity {
   return { size: Number(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino), dev: String(st.dev), mode: Number(st.mode) };
 }
 
+/** The identity as the stored entry begins with it. */
+function idKey(x: Identity): string {
+  return `${x.size}:${x.mtimeNs}:${x.ctimeNs}:${x.ino}:${x.dev}:${x.mode}`;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** The digest of a stored entry when it is for identity `key`; undefined otherwise (or malformed). */
+function digestFor(line: string | undefined, key: string): Digest | undefined {
+  if (line === undefined || line.length < key.length + 67 || !line.startsWith(key) || line.charCodeAt(key.length) !== 32 || line.charCodeAt(key.length + 65) !== 32) return undefined;
+  const hex = line.slice(key.length + 1, key.length + 65);
+  return HEX64.test(hex) && /^\d+$/.test(line.slice(key.length + 66)) ? `sha256:${hex}` : undefined;
+}
+
+/** Same identity and digest (seenMs aside). */
+function sameStored(a: string, b: string): boolean {
+  const i = a.lastIndexOf(' ');
+  return i === b.lastIndexOf(' ') && a.startsWith(b.slice(0, i));
+}
+
+function withSeenMs(line: string, seenMs: number): string {
+  return `${line.slice(0, line.lastIndexOf(' '))} ${seenMs}`;
+}
+
+function seenMsOf(line: string): number {
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+function entryLine(key: string, digest: Digest, seenMs: number): string {
+  return `${key} ${digest.slice('sha256:'.length)} ${seenMs}`;
+}
+
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
-
-function sameIdentity(a: Identity, b: Identity): boolean {
-  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino && a.dev === b.dev && a.mode === b.mode;
-}
-
-function sameEntry(a: StatEntry, b: StatEntry): boolean {
-  return sameIdentity(a, b) && a.digest === b.digest;
-}
 
 /** A small counting semaphore. */
 function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
@@ -196,20 +224,28 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
   const { context } = opts;
   const file = statCachePath(opts.cacheDir, context.dir);
   const loaded = await loadEntries(file);
-  /** What this build learned or confirmed, by path; null: looked at and not to be remembered. */
-  const seen = new Map<string, StatEntry | null>();
+  /**
+   * What this build learned or confirmed, by path, as the line to store
+   * (its seenMs is set at save); null: looked at and not to be remembered.
+   * A hit keeps the loaded string itself, so "unchanged" is an identity test.
+   */
+  const seen = new Map<string, string | null>();
   const inFlight = new Map<string, Promise<Digest>>();
   const limit = limiter(HASH_CONCURRENCY);
   const abs = (rel: string): string => (rel === '' ? context.dir : path.join(context.dir, ...rel.split('/')));
   const margin = BigInt(RACY_MARGIN_MS) * 1_000_000n;
 
-  /** A stat-cache hit on the walk's identity: the digest, and this build saw the entry. */
+  /** The cached digest of `rel` when `id` is the identity stored for it; this build saw the entry. */
+  function cachedDigest(rel: string, id: Identity): Digest | undefined {
+    const line = loaded.get(rel);
+    const digest = digestFor(line, idKey(id));
+    if (digest) seen.set(rel, line!);
+    return digest;
+  }
+
+  /** A stat-cache hit on the walk's identity. */
   function hit(rel: string, known: FileIdentity): Digest | undefined {
-    if ((known.mode & S_IFMT) !== S_IFREG) return undefined;
-    const cached = loaded.get(rel);
-    if (!cached || !sameIdentity(cached, known)) return undefined;
-    seen.set(rel, cached.seenMs === known.statMs ? cached : { ...cached, seenMs: known.statMs });
-    return cached.digest;
+    return (known.mode & S_IFMT) === S_IFREG ? cachedDigest(rel, known) : undefined;
   }
 
   async function digestOf(rel: string, known: FileIdentity | undefined): Promise<Digest> {
@@ -232,19 +268,18 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
       before = undefined; // not on disk under context.dir (another kind of source): hash, remember nothing
     }
     const id = before && before.isFile() ? identity(before) : undefined;
-    const cached = loaded.get(rel);
-    if (id && cached && sameIdentity(cached, id)) {
-      seen.set(rel, { ...cached, seenMs: statMs });
-      return cached.digest;
+    if (id) {
+      const d = cachedDigest(rel, id);
+      if (d) return d;
     }
     const digest = await limit(() => hashFile(context.source, rel, id?.size ?? SMALL_FILE));
-    let entry: StatEntry | null = null;
+    let entry: string | null = null;
     if (id) {
       // Unchanged from before the read to after it, and old enough to trust.
       const after = await fsp.lstat(abs(rel), { bigint: true }).catch(() => undefined);
       const limitNs = BigInt(statMs) * 1_000_000n - margin;
       const settled = before!.mtimeNs < limitNs && before!.ctimeNs < limitNs;
-      if (after && sameIdentity(id, identity(after)) && settled) entry = { ...id, digest, seenMs: statMs };
+      if (after && idKey(identity(after)) === idKey(id) && settled) entry = entryLine(idKey(id), digest, statMs);
     }
     seen.set(rel, entry);
     return digest;
@@ -271,20 +306,26 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
       let changed = false;
       for (const [rel, e] of seen) {
         const old = loaded.get(rel);
-        if (e === null ? old !== undefined : !old || !sameEntry(old, e)) changed = true;
+        if (e === null ? old !== undefined : old !== e && (old === undefined || !sameStored(old, e))) {
+          changed = true;
+          break;
+        }
       }
       if (!changed) return;
       // Merge with what is on disk now (a concurrent build may have saved since we loaded).
       const onDisk = await loadEntries(file);
       const now = Date.now();
-      const entries: Record<string, StatEntry> = {};
+      const entries: Record<string, string> = {};
       const rels = new Set([...onDisk.keys(), ...seen.keys()]);
       for (const rel of [...rels].sort()) {
         const mine = seen.get(rel);
         if (mine === null) continue;
-        const e = mine ?? onDisk.get(rel)!;
-        if (!mine && now - e.seenMs > UNSEEN_TTL_MS) continue;
-        entries[rel] = e;
+        if (mine !== undefined) {
+          entries[rel] = withSeenMs(mine, now);
+          continue;
+        }
+        const theirs = onDisk.get(rel)!;
+        if (!(now - seenMsOf(theirs) > UNSEEN_TTL_MS)) entries[rel] = theirs;
       }
       const body: CacheFile = { version: CACHE_VERSION, context: context.dir, entries };
       const tmpDir = path.join(path.resolve(opts.cacheDir), 'buildcache', 'tmp');
