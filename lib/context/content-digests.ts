@@ -72,6 +72,8 @@ export interface OpenContentDigestsOptions {
 export const RACY_MARGIN_MS = 2000;
 /** Entries of paths no build looked at for this long are dropped on save. */
 export const UNSEEN_TTL_MS = 14 * 24 * 3600 * 1000;
+/** A confirmed entry's seenMs is rewritten when older than this (it only bounds {@link UNSEEN_TTL_MS}). */
+const SEEN_REFRESH_MS = 24 * 3600 * 1000;
 /** Files hashed at once: enough to overlap I/O, few enough not to flood the thread pool. */
 const HASH_CONCURRENCY = 8;
 /** Files up to this size are read in one call (readHead) instead of through a stream. */
@@ -118,6 +120,14 @@ export function statCachesDir(cacheDir: string): string {
 export function statCachePath(cacheDir: string, contextDir: string): string {
   const hex = createHash('sha256').update(path.resolve(contextDir)).digest('hex');
   return path.join(statCachesDir(cacheDir), `${hex}.json`);
+}
+
+/** Which version of the cache file was read: its stat, taken before the read. */
+type FileVersion = string | undefined;
+
+async function fileVersion(file: string): Promise<FileVersion> {
+  const st = await fsp.stat(file, { bigint: true }).catch(() => undefined);
+  return st && `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 }
 
 /** Entries of a cache file, as stored (checked when used); anything unreadable or malformed is an empty cache. */
@@ -223,10 +233,12 @@ async function hashFile(source: ContextSource, rel: string, size: number): Promi
 export async function openContentDigests(opts: OpenContentDigestsOptions): Promise<ContentDigests> {
   const { context } = opts;
   const file = statCachePath(opts.cacheDir, context.dir);
+  // Stat before the read: a save that finds the same version on disk need not read it again.
+  let loadedVersion = await fileVersion(file);
   const loaded = await loadEntries(file);
   /**
    * What this build learned or confirmed, by path, as the line to store
-   * (its seenMs is set at save); null: looked at and not to be remembered.
+   * (its seenMs refreshed at save when a day old); null: looked at and not to be remembered.
    * A hit keeps the loaded string itself, so "unchanged" is an identity test.
    */
   const seen = new Map<string, string | null>();
@@ -312,20 +324,19 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
         }
       }
       if (!changed) return;
-      // Merge with what is on disk now (a concurrent build may have saved since we loaded).
-      const onDisk = await loadEntries(file);
+      // Merge with what is on disk now (a concurrent build may have saved since we loaded);
+      // a file a rename replaced has another inode, so an unchanged version is what we hold.
+      const version = await fileVersion(file);
+      const onDisk = version !== undefined && version === loadedVersion ? loaded : await loadEntries(file);
       const now = Date.now();
       const entries: Record<string, string> = {};
-      const rels = new Set([...onDisk.keys(), ...seen.keys()]);
-      for (const rel of [...rels].sort()) {
-        const mine = seen.get(rel);
-        if (mine === null) continue;
-        if (mine !== undefined) {
-          entries[rel] = withSeenMs(mine, now);
-          continue;
-        }
-        const theirs = onDisk.get(rel)!;
-        if (!(now - seenMsOf(theirs) > UNSEEN_TTL_MS)) entries[rel] = theirs;
+      // Not sorted (85,000 names at 10x): readers look entries up by name.
+      for (const [rel, mine] of seen) {
+        // seenMs only bounds the TTL: refreshed when a day old, so a hit's string is kept as it is.
+        if (mine !== null) entries[rel] = now - seenMsOf(mine) > SEEN_REFRESH_MS ? withSeenMs(mine, now) : mine;
+      }
+      for (const [rel, theirs] of onDisk) {
+        if (!seen.has(rel) && !(now - seenMsOf(theirs) > UNSEEN_TTL_MS)) entries[rel] = theirs;
       }
       const body: CacheFile = { version: CACHE_VERSION, context: context.dir, entries };
       const tmpDir = path.join(path.resolve(opts.cacheDir), 'buildcache', 'tmp');
@@ -338,6 +349,8 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
         await fsp.writeFile(tmp, JSON.stringify(body));
         await fsp.rename(tmp, file);
         untrackTemp(tmp);
+        // Not known to be ours any more (another build may rename over it): a next save reads it.
+        loadedVersion = undefined;
       } catch (e) {
         await removeTemp(tmp);
         throw e;
