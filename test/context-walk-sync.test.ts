@@ -140,8 +140,12 @@ test('walkSync: each file carries its lstat identity, its clock read taken befor
   const after = Date.now();
   const st = fs.lstatSync(path.join(dir, 'f'), { bigint: true });
   const id = e!.stat.identity!;
-  assert.equal({ ...id, statMs: 0 }, { size: 5, mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino), dev: String(st.dev), mode: Number(st.mode), statMs: 0 });
+  assert.is(id.key, `5:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.dev}:${Number(st.mode)}`);
   assert.ok(id.statMs >= before && id.statMs <= after);
+  fs.mkdirSync(path.join(dir, 'd'));
+  fs.symlinkSync('f', path.join(dir, 'l'));
+  const others = [...ctx.walkSync('')].filter((x) => x.rel !== 'f');
+  assert.equal(others.map((x) => [x.rel, x.stat.identity]), [['d', undefined], ['l', undefined]], 'only regular files carry one');
 });
 
 test('compareCodeUnits: UTF-8 byte order, with and without surrogate pairs', () => {

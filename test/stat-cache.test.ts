@@ -297,7 +297,7 @@ test("the walk's identity: a hit reads nothing; a file changed after the walk is
   const now = statSync(p, { bigint: true });
   const stored = parseStatEntry(saved.entries['a.txt'])!;
   assert.equal([stored.size, stored.ctimeNs, stored.digest], [Number(now.size), String(now.ctimeNs), sha(p)], 'stored under the identity it was read with, not the walk\'s');
-  assert.is.not(String(walked.get('a.txt')!.ctimeNs), String(now.ctimeNs));
+  assert.ok(!walked.get('a.txt')!.key.includes(`:${now.ctimeNs}:`), 'the walk saw version two');
   const fourth = await digestKnown(dir, cache, files, await walkIdentities(dir));
   assert.equal(fourth.reads, [], 'the next walk finds version three remembered');
   assert.is(fourth.digests[0], sha(p));

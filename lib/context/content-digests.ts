@@ -40,7 +40,7 @@ import * as path from 'node:path';
 import { lstatSync, type BigIntStats } from 'node:fs';
 import { removeTemp, sweepStaleTemps, tempName, trackTemp, untrackTemp } from '../temp-files.js';
 import type { BuildContext } from './context.js';
-import type { ContextSource, FileIdentity } from './source.js';
+import { identityKey, type ContextSource, type FileIdentity } from './source.js';
 import type { Digest } from '../image/types.js';
 
 export interface ContentDigests {
@@ -80,7 +80,7 @@ const HASH_CONCURRENCY = 8;
 const SMALL_FILE = 1 << 20;
 /**
  * Version 2 stores an entry as one string, `"<identity> <digest hex> <seenMs>"`
- * with `<identity>` = `size:mtimeNs:ctimeNs:ino:dev:mode` (see {@link idKey}):
+ * with `<identity>` = `size:mtimeNs:ctimeNs:ino:dev:mode` (source.ts identityKey):
  * at 85,000 files, version 1's object per entry cost ~0.6 s of JSON.parse,
  * validation and GC on every cached build (docs/performance.md). A hit is a
  * string prefix comparison; an entry is only taken apart when it is used.
@@ -162,17 +162,6 @@ export function parseStatEntry(line: string): StatEntry | undefined {
   return Number.isSafeInteger(e.size) && Number.isSafeInteger(e.mode) && Number.isSafeInteger(e.seenMs) ? e : undefined;
 }
 
-type Identity = Omit<StatEntry, 'digest' | 'seenMs'>;
-
-function identity(st: BigIntStats): Identity {
-  return { size: Number(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino), dev: String(st.dev), mode: Number(st.mode) };
-}
-
-/** The identity as the stored entry begins with it. */
-function idKey(x: Identity): string {
-  return `${x.size}:${x.mtimeNs}:${x.ctimeNs}:${x.ino}:${x.dev}:${x.mode}`;
-}
-
 const HEX64 = /^[0-9a-f]{64}$/;
 
 /** The digest of a stored entry when it is for identity `key`; undefined otherwise (or malformed). */
@@ -199,9 +188,6 @@ function seenMsOf(line: string): number {
 function entryLine(key: string, digest: Digest, seenMs: number): string {
   return `${key} ${digest.slice('sha256:'.length)} ${seenMs}`;
 }
-
-const S_IFMT = 0o170000;
-const S_IFREG = 0o100000;
 
 /** A small counting semaphore. */
 function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
@@ -247,17 +233,17 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
   const abs = (rel: string): string => (rel === '' ? context.dir : path.join(context.dir, ...rel.split('/')));
   const margin = BigInt(RACY_MARGIN_MS) * 1_000_000n;
 
-  /** The cached digest of `rel` when `id` is the identity stored for it; this build saw the entry. */
-  function cachedDigest(rel: string, id: Identity): Digest | undefined {
+  /** The cached digest of `rel` when `key` is the identity stored for it; this build saw the entry. */
+  function cachedDigest(rel: string, key: string): Digest | undefined {
     const line = loaded.get(rel);
-    const digest = digestFor(line, idKey(id));
+    const digest = digestFor(line, key);
     if (digest) seen.set(rel, line!);
     return digest;
   }
 
   /** A stat-cache hit on the walk's identity. */
   function hit(rel: string, known: FileIdentity): Digest | undefined {
-    return (known.mode & S_IFMT) === S_IFREG ? cachedDigest(rel, known) : undefined;
+    return cachedDigest(rel, known.key);
   }
 
   async function digestOf(rel: string, known: FileIdentity | undefined): Promise<Digest> {
@@ -279,19 +265,19 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
     } catch {
       before = undefined; // not on disk under context.dir (another kind of source): hash, remember nothing
     }
-    const id = before && before.isFile() ? identity(before) : undefined;
+    const id = before && before.isFile() ? identityKey(before) : undefined;
     if (id) {
       const d = cachedDigest(rel, id);
       if (d) return d;
     }
-    const digest = await limit(() => hashFile(context.source, rel, id?.size ?? SMALL_FILE));
+    const digest = await limit(() => hashFile(context.source, rel, before && id ? Number(before.size) : SMALL_FILE));
     let entry: string | null = null;
     if (id) {
       // Unchanged from before the read to after it, and old enough to trust.
       const after = await fsp.lstat(abs(rel), { bigint: true }).catch(() => undefined);
       const limitNs = BigInt(statMs) * 1_000_000n - margin;
       const settled = before!.mtimeNs < limitNs && before!.ctimeNs < limitNs;
-      if (after && idKey(identity(after)) === idKey(id) && settled) entry = entryLine(idKey(id), digest, statMs);
+      if (after && identityKey(after) === id && settled) entry = entryLine(id, digest, statMs);
     }
     seen.set(rel, entry);
     return digest;

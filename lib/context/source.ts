@@ -28,28 +28,30 @@ export interface ContextStat {
   inode: string;
   nlink: number;
   /**
-   * The exact lstat identity, when the source is a local file system: lets
-   * the stat cache (content-digests.ts) confirm a file without a second lstat.
+   * A regular file's exact lstat identity, when the source is a local file
+   * system: lets the stat cache (content-digests.ts) confirm it without a
+   * second lstat.
    */
   identity?: FileIdentity;
 }
 
 /**
- * What identifies one version of a file on disk (the stat cache's key), and
- * when it was taken: `statMs` is read BEFORE the lstat, so a timestamp newer
- * than `statMs - RACY_MARGIN_MS` is known to be too recent to trust.
+ * What identifies one version of a regular file on disk (the stat cache's
+ * key), and when it was taken: `statMs` is read BEFORE the lstat, so a
+ * timestamp newer than `statMs - RACY_MARGIN_MS` is known to be too recent
+ * to trust. One string, not six fields: at 85,000 files every object and
+ * string per file shows in the peak RSS and the GC time.
  */
 export interface FileIdentity {
-  size: number;
-  /** Nanoseconds since the epoch, as decimal strings (beyond 2^53). */
-  mtimeNs: string;
-  ctimeNs: string;
-  ino: string;
-  dev: string;
-  /** The full st_mode (type and permission bits). */
-  mode: number;
+  /** {@link identityKey} of the lstat. */
+  key: string;
   /** Date.now() taken before the lstat. */
   statMs: number;
+}
+
+/** `size:mtimeNs:ctimeNs:ino:dev:mode` (full st_mode) of a bigint lstat: equal keys, same version of the file. */
+export function identityKey(st: BigIntStats): string {
+  return `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.dev}:${st.mode}`;
 }
 
 export interface ContextSource {
@@ -196,7 +198,7 @@ function contextStat(st: BigIntStats, statMs: number): ContextStat {
           : st.isFIFO()
             ? 'fifo'
             : 'device';
-  return {
+  const out: ContextStat = {
     type,
     mode: Number(st.mode & 0o7777n),
     uid: Number(st.uid),
@@ -205,16 +207,10 @@ function contextStat(st: BigIntStats, statMs: number): ContextStat {
     mtime: Number(st.mtimeMs / 1000n),
     inode: `${st.dev}:${st.ino}`,
     nlink: Number(st.nlink),
-    identity: {
-      size: Number(st.size),
-      mtimeNs: String(st.mtimeNs),
-      ctimeNs: String(st.ctimeNs),
-      ino: String(st.ino),
-      dev: String(st.dev),
-      mode: Number(st.mode),
-      statMs,
-    },
   };
+  // Only regular files have content digests, so only they need the stat cache's key.
+  if (type === 'file') out.identity = { key: identityKey(st), statMs };
+  return out;
 }
 
 /** Surrogate halves: where UTF-16 code unit order and UTF-8 byte order part. */
