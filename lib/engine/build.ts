@@ -146,7 +146,6 @@ async function buildMarked(opts: BuildOptions): Promise<BuildResult> {
   const stages = new StageScheduler<StageResult>({
     limit: opts.maxParallelStages ?? defaultStageLimit(),
     signal,
-    stageCount: plan.stages.length,
     build: async (index) => {
       const r = await buildStage(session, plan.stages[index]!);
       session.results.set(index, r);

@@ -33,13 +33,6 @@ export interface StageSchedulerOptions<R> {
   build: (index: number) => Promise<R>;
   /** The build's signal, if any: aborts every stage. */
   signal?: AbortSignal;
-  /**
-   * How many stages the build has, if known. With one, no stage can wait for
-   * another, and the stages run without the AsyncLocalStorage that need()
-   * uses: in Node 20 it installs promise hooks, a cost on every promise of
-   * the build from then on (docs/performance.md, the dev loop).
-   */
-  stageCount?: number;
 }
 
 interface SlotHolder {
@@ -140,7 +133,7 @@ export class StageScheduler<R> {
     }
     try {
       if (this.signal.aborted) throw abortError(this.signal);
-      const r = this.opts.stageCount === 1 ? await this.opts.build(index) : await this.current.run({ waits: 0 }, () => this.opts.build(index));
+      const r = await this.current.run({ waits: 0 }, () => this.opts.build(index));
       this.done.set(index, r);
       return r;
     } catch (e) {
