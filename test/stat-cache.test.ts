@@ -12,8 +12,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BuildContext, openContext } from '../lib/context/context.js';
-import { openContentDigests, RACY_MARGIN_MS, statCachePath } from '../lib/context/content-digests.js';
-import type { ContextSource } from '../lib/context/source.js';
+import { openContentDigests, parseStatEntry, RACY_MARGIN_MS, statCachePath } from '../lib/context/content-digests.js';
+import type { ContextSource, FileIdentity } from '../lib/context/source.js';
 import { makeTempDir } from './helpers/tools.js';
 
 /** Wraps a source and counts the reads of file contents (open and readHead). */
@@ -139,7 +139,8 @@ test('a corrupt or foreign cache file is an empty cache, and is replaced by a go
   const { dir, cache, files } = makeTree();
   await settle();
   const file = statCachePath(cache, dir);
-  for (const bad of ['{"version":1,"entries":{"a.txt":', 'null', '{"version":99,"entries":{}}', '{"version":1,"entries":{"a.txt":{"size":"x"}}}']) {
+  const v2bad = ['{"version":2,"entries":{"a.txt":{"size":1}}}', '{"version":2,"entries":{"a.txt":"1:2:3:4:5:6 zz 7"}}', '{"version":2,"entries":[1,2]}'];
+  for (const bad of ['{"version":1,"entries":{"a.txt":', 'null', '{"version":99,"entries":{}}', '{"version":1,"entries":{"a.txt":{"size":"x"}}}', ...v2bad]) {
     mkdirSync(join(cache, 'buildcache', 'contexts'), { recursive: true });
     writeFileSync(file, bad);
     const r = await digestAll(dir, cache, files);
@@ -148,6 +149,12 @@ test('a corrupt or foreign cache file is an empty cache, and is replaced by a go
   }
   const again = await digestAll(dir, cache, files);
   assert.equal(again.reads, []);
+  // The right identity with a damaged digest is no entry: read again.
+  const good = JSON.parse(readFileSync(file, 'utf8'));
+  good.entries['a.txt'] = good.entries['a.txt'].replace(/ [0-9a-f]{64} /, ` ${'g'.repeat(64)} `);
+  writeFileSync(file, JSON.stringify(good));
+  const damaged = await digestAll(dir, cache, files);
+  assert.equal(damaged.reads, ['a.txt']);
 });
 
 test('concurrent saves of one context: the file is whole and every entry is right', async () => {
@@ -166,9 +173,9 @@ test('concurrent saves of one context: the file is whole and every entry is righ
   );
   await Promise.all(builds.map((d) => d.save()));
   const parsed = JSON.parse(readFileSync(statCachePath(cache, dir), 'utf8'));
-  const entries = Object.entries(parsed.entries) as [string, { digest: string }][];
+  const entries = Object.entries(parsed.entries as Record<string, string>).map(([rel, line]) => [rel, parseStatEntry(line)!] as const);
   assert.ok(entries.length >= 4);
-  for (const [rel, e] of entries) assert.is(e.digest, sha(join(dir, rel)), `entry ${rel}`);
+  for (const [rel, e] of entries) assert.is(e?.digest, sha(join(dir, rel)), `entry ${rel}`);
   assert.equal(readdirSync(join(cache, 'buildcache', 'tmp')), [], 'no temp file left');
   // Whatever was saved is used: a later build reads at most what the last writer did not know.
   const r = await digestAll(dir, cache, all);
@@ -195,9 +202,9 @@ test('two processes saving the same context at once, again and again: always a w
     new Promise<number>((resolve) => spawn(process.execPath, ['--input-type=module', '-e', script(half)], { stdio: 'inherit' }).on('exit', (c) => resolve(c ?? -1)));
   assert.equal(await Promise.all([run(0), run(1)]), [0, 0]);
   const parsed = JSON.parse(readFileSync(statCachePath(cache, dir), 'utf8'));
-  const entries = Object.entries(parsed.entries) as [string, { digest: string }][];
+  const entries = Object.entries(parsed.entries as Record<string, string>).map(([rel, line]) => [rel, parseStatEntry(line)!] as const);
   assert.ok(entries.length > 0);
-  for (const [rel, e] of entries) assert.is(e.digest, sha(join(dir, rel)), `entry ${rel}`);
+  for (const [rel, e] of entries) assert.is(e?.digest, sha(join(dir, rel)), `entry ${rel}`);
   assert.equal(readdirSync(join(cache, 'buildcache', 'tmp')), [], 'no temp file left');
 });
 
@@ -239,6 +246,76 @@ test('a file missing or unreadable fails that call only, and is not remembered',
   const saved = JSON.parse(readFileSync(statCachePath(cache, dir), 'utf8'));
   assert.equal(Object.keys(saved.entries), ['a.txt']);
   void files;
+});
+
+/** The lstat identities a synchronous walk of the plain directory found (what step-key hands over). */
+async function walkIdentities(dir: string): Promise<Map<string, FileIdentity>> {
+  const ctx = await openContext({ dir });
+  const out = new Map<string, FileIdentity>();
+  for (const e of ctx.walkSync('')) if (e.stat.type === 'file') out.set(e.rel, e.stat.identity!);
+  return out;
+}
+
+/** One "build" that digests with the walk's identities: knownDigest first (hits), fileDigest for the rest. */
+async function digestKnown(dir: string, cache: string, files: string[], ids: Map<string, FileIdentity>) {
+  const { ctx, source } = await countingContext(dir);
+  const d = await openContentDigests({ context: ctx, cacheDir: cache });
+  const hits: string[] = [];
+  const digests: string[] = [];
+  for (const f of files) {
+    const hit = d.knownDigest!(f, ids.get(f)!);
+    if (hit) hits.push(f);
+    digests.push(hit ?? (await d.fileDigest(f, ids.get(f))));
+  }
+  await d.save();
+  return { digests, hits, reads: source.reads.sort() };
+}
+
+test("the walk's identity: a hit reads nothing; a file changed after the walk is hashed whole and stored under the identity it was read with", async () => {
+  const { dir, cache, files } = makeTree();
+  await settle();
+  const first = await digestKnown(dir, cache, files, await walkIdentities(dir));
+  assert.equal(first.reads, [...files].sort(), 'first build reads every file');
+  for (const [i, f] of files.entries()) assert.is(first.digests[i], sha(join(dir, f)));
+  const second = await digestKnown(dir, cache, files, await walkIdentities(dir));
+  assert.equal(second.reads, [], 'unchanged: nothing read');
+  assert.equal(second.hits, files, 'every file a synchronous hit');
+  // Changed, walked, then changed again (longer) before its digest is taken.
+  const p = join(dir, 'a.txt');
+  writeFileSync(p, 'version two\n');
+  utimesSync(p, PAST, PAST);
+  await settle();
+  const walked = await walkIdentities(dir);
+  writeFileSync(p, 'version three, longer\n');
+  utimesSync(p, PAST, PAST);
+  await settle();
+  const third = await digestKnown(dir, cache, files, walked);
+  assert.equal(third.reads, ['a.txt']);
+  assert.equal(third.hits, files.slice(1));
+  assert.is(third.digests[0], sha(p), 'all of the bytes on disk are hashed, not the walk\'s size of them');
+  const saved = JSON.parse(readFileSync(statCachePath(cache, dir), 'utf8'));
+  const now = statSync(p, { bigint: true });
+  const stored = parseStatEntry(saved.entries['a.txt'])!;
+  assert.equal([stored.size, stored.ctimeNs, stored.digest], [Number(now.size), String(now.ctimeNs), sha(p)], 'stored under the identity it was read with, not the walk\'s');
+  assert.ok(!walked.get('a.txt')!.key.includes(`:${now.ctimeNs}:`), 'the walk saw version two');
+  const fourth = await digestKnown(dir, cache, files, await walkIdentities(dir));
+  assert.equal(fourth.reads, [], 'the next walk finds version three remembered');
+  assert.is(fourth.digests[0], sha(p));
+});
+
+test("racy with the walk's identity: a file written just before the walk is not remembered", async () => {
+  const { dir, cache, files } = makeTree();
+  await settle();
+  await digestKnown(dir, cache, files, await walkIdentities(dir));
+  const p = join(dir, 'src/b.js');
+  writeFileSync(p, 'racy()\n');
+  utimesSync(p, PAST, PAST); // mtime old, ctime now: within the margin of the walk's clock reading
+  const second = await digestKnown(dir, cache, files, await walkIdentities(dir));
+  assert.equal(second.reads, ['src/b.js']);
+  const saved = JSON.parse(readFileSync(statCachePath(cache, dir), 'utf8'));
+  assert.not.ok(saved.entries['src/b.js'], 'a racily clean entry is not stored');
+  const third = await digestKnown(dir, cache, files, await walkIdentities(dir));
+  assert.equal(third.reads, ['src/b.js'], 'hashed again, not trusted');
 });
 
 test.run();

@@ -40,12 +40,24 @@ import * as path from 'node:path';
 import { lstatSync, type BigIntStats } from 'node:fs';
 import { removeTemp, sweepStaleTemps, tempName, trackTemp, untrackTemp } from '../temp-files.js';
 import type { BuildContext } from './context.js';
-import type { ContextSource } from './source.js';
+import { identityKey, type ContextSource, type FileIdentity } from './source.js';
 import type { Digest } from '../image/types.js';
 
 export interface ContentDigests {
-  /** sha256 of the regular file `rel` (context-relative, normalised). */
-  fileDigest(rel: string): Promise<Digest>;
+  /**
+   * sha256 of the regular file `rel` (context-relative, normalised).
+   * `known`: its lstat identity from the walk that found it (ContextStat's
+   * `identity`), so a stat-cache hit costs no second lstat; it must have been
+   * taken with `statMs` read before the lstat.
+   */
+  fileDigest(rel: string, known?: FileIdentity): Promise<Digest>;
+  /**
+   * The digest of `rel` when `known` (its lstat identity, as for
+   * {@link fileDigest}) is what the stat cache holds; undefined otherwise
+   * (then call fileDigest). Synchronous: an unchanged context of thousands
+   * of files is confirmed without a promise per file.
+   */
+  knownDigest?(rel: string, known: FileIdentity): Digest | undefined;
   /** Keep what was learned for the next build (atomic; safe under two concurrent builds). */
   save(): Promise<void>;
 }
@@ -60,11 +72,21 @@ export interface OpenContentDigestsOptions {
 export const RACY_MARGIN_MS = 2000;
 /** Entries of paths no build looked at for this long are dropped on save. */
 export const UNSEEN_TTL_MS = 14 * 24 * 3600 * 1000;
+/** A confirmed entry's seenMs is rewritten when older than this (it only bounds {@link UNSEEN_TTL_MS}). */
+const SEEN_REFRESH_MS = 24 * 3600 * 1000;
 /** Files hashed at once: enough to overlap I/O, few enough not to flood the thread pool. */
 const HASH_CONCURRENCY = 8;
 /** Files up to this size are read in one call (readHead) instead of through a stream. */
 const SMALL_FILE = 1 << 20;
-const CACHE_VERSION = 1;
+/**
+ * Version 2 stores an entry as one string, `"<identity> <digest hex> <seenMs>"`
+ * with `<identity>` = `size:mtimeNs:ctimeNs:ino:dev:mode` (source.ts identityKey):
+ * at 85,000 files, version 1's object per entry cost ~0.6 s of JSON.parse,
+ * validation and GC on every cached build (docs/performance.md). A hit is a
+ * string prefix comparison; an entry is only taken apart when it is used.
+ * A version 1 file is an empty cache (read once more, then version 2).
+ */
+const CACHE_VERSION = 2;
 
 /** What identifies one version of a file, and its digest. */
 export interface StatEntry {
@@ -85,7 +107,8 @@ interface CacheFile {
   version: typeof CACHE_VERSION;
   /** The context directory, for people reading the file (the name is its hash). */
   context: string;
-  entries: Record<string, StatEntry>;
+  /** Context-relative path -> `"<identity> <digest hex> <seenMs>"`. */
+  entries: Record<string, string>;
 }
 
 /** The directory that holds every context's stat cache. */
@@ -99,8 +122,16 @@ export function statCachePath(cacheDir: string, contextDir: string): string {
   return path.join(statCachesDir(cacheDir), `${hex}.json`);
 }
 
-/** Entries of a cache file; anything unreadable or malformed is an empty cache. */
-async function loadEntries(file: string): Promise<Map<string, StatEntry>> {
+/** Which version of the cache file was read: its stat, taken before the read. */
+type FileVersion = string | undefined;
+
+async function fileVersion(file: string): Promise<FileVersion> {
+  const st = await fsp.stat(file, { bigint: true }).catch(() => undefined);
+  return st && `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/** Entries of a cache file, as stored (checked when used); anything unreadable or malformed is an empty cache. */
+async function loadEntries(file: string): Promise<Map<string, string>> {
   let text: string;
   try {
     text = await fsp.readFile(file, 'utf8');
@@ -110,9 +141,10 @@ async function loadEntries(file: string): Promise<Map<string, StatEntry>> {
   try {
     const parsed = JSON.parse(text) as CacheFile;
     if (parsed?.version !== CACHE_VERSION || typeof parsed.entries !== 'object' || parsed.entries === null) return new Map();
-    const out = new Map<string, StatEntry>();
-    for (const [rel, e] of Object.entries(parsed.entries)) {
-      if (validEntry(e)) out.set(rel, e);
+    const out = new Map<string, string>();
+    for (const rel in parsed.entries) {
+      const line = parsed.entries[rel];
+      if (typeof line === 'string') out.set(rel, line);
     }
     return out;
   } catch {
@@ -120,34 +152,41 @@ async function loadEntries(file: string): Promise<Map<string, StatEntry>> {
   }
 }
 
-function validEntry(e: unknown): e is StatEntry {
-  const x = e as StatEntry;
-  return (
-    !!x &&
-    Number.isSafeInteger(x.size) &&
-    typeof x.mtimeNs === 'string' &&
-    typeof x.ctimeNs === 'string' &&
-    typeof x.ino === 'string' &&
-    typeof x.dev === 'string' &&
-    Number.isSafeInteger(x.mode) &&
-    typeof x.digest === 'string' &&
-    /^sha256:[0-9a-f]{64}$/.test(x.digest) &&
-    Number.isFinite(x.seenMs)
-  );
+const ENTRY = /^(\d+):(\d+):(\d+):(\d+):(\d+):(\d+) ([0-9a-f]{64}) (\d+)$/;
+
+/** A stored entry taken apart; undefined when malformed (then it is no entry). */
+export function parseStatEntry(line: string): StatEntry | undefined {
+  const m = ENTRY.exec(line);
+  if (!m) return undefined;
+  const e: StatEntry = { size: Number(m[1]), mtimeNs: m[2]!, ctimeNs: m[3]!, ino: m[4]!, dev: m[5]!, mode: Number(m[6]), digest: `sha256:${m[7]!}`, seenMs: Number(m[8]) };
+  return Number.isSafeInteger(e.size) && Number.isSafeInteger(e.mode) && Number.isSafeInteger(e.seenMs) ? e : undefined;
 }
 
-type Identity = Omit<StatEntry, 'digest' | 'seenMs'>;
+const HEX64 = /^[0-9a-f]{64}$/;
 
-function identity(st: BigIntStats): Identity {
-  return { size: Number(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs), ino: String(st.ino), dev: String(st.dev), mode: Number(st.mode) };
+/** The digest of a stored entry when it is for identity `key`; undefined otherwise (or malformed). */
+function digestFor(line: string | undefined, key: string): Digest | undefined {
+  if (line === undefined || line.length < key.length + 67 || !line.startsWith(key) || line.charCodeAt(key.length) !== 32 || line.charCodeAt(key.length + 65) !== 32) return undefined;
+  const hex = line.slice(key.length + 1, key.length + 65);
+  return HEX64.test(hex) && /^\d+$/.test(line.slice(key.length + 66)) ? `sha256:${hex}` : undefined;
 }
 
-function sameIdentity(a: Identity, b: Identity): boolean {
-  return a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.ino === b.ino && a.dev === b.dev && a.mode === b.mode;
+/** Same identity and digest (seenMs aside). */
+function sameStored(a: string, b: string): boolean {
+  const i = a.lastIndexOf(' ');
+  return i === b.lastIndexOf(' ') && a.startsWith(b.slice(0, i));
 }
 
-function sameEntry(a: StatEntry, b: StatEntry): boolean {
-  return sameIdentity(a, b) && a.digest === b.digest;
+function withSeenMs(line: string, seenMs: number): string {
+  return `${line.slice(0, line.lastIndexOf(' '))} ${seenMs}`;
+}
+
+function seenMsOf(line: string): number {
+  return Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+function entryLine(key: string, digest: Digest, seenMs: number): string {
+  return `${key} ${digest.slice('sha256:'.length)} ${seenMs}`;
 }
 
 /** A small counting semaphore. */
@@ -180,15 +219,43 @@ async function hashFile(source: ContextSource, rel: string, size: number): Promi
 export async function openContentDigests(opts: OpenContentDigestsOptions): Promise<ContentDigests> {
   const { context } = opts;
   const file = statCachePath(opts.cacheDir, context.dir);
+  // Stat before the read: a save that finds the same version on disk need not read it again.
+  let loadedVersion = await fileVersion(file);
   const loaded = await loadEntries(file);
-  /** What this build learned or confirmed, by path; null: looked at and not to be remembered. */
-  const seen = new Map<string, StatEntry | null>();
+  /**
+   * What this build learned or confirmed, by path, as the line to store
+   * (its seenMs refreshed at save when a day old); null: looked at and not to be remembered.
+   * A hit keeps the loaded string itself, so "unchanged" is an identity test.
+   */
+  const seen = new Map<string, string | null>();
   const inFlight = new Map<string, Promise<Digest>>();
   const limit = limiter(HASH_CONCURRENCY);
   const abs = (rel: string): string => (rel === '' ? context.dir : path.join(context.dir, ...rel.split('/')));
   const margin = BigInt(RACY_MARGIN_MS) * 1_000_000n;
 
-  async function digestOf(rel: string): Promise<Digest> {
+  /** The cached digest of `rel` when `key` is the identity stored for it; this build saw the entry. */
+  function cachedDigest(rel: string, key: string): Digest | undefined {
+    const line = loaded.get(rel);
+    const digest = digestFor(line, key);
+    if (digest) seen.set(rel, line!);
+    return digest;
+  }
+
+  /** A stat-cache hit on the walk's identity. */
+  function hit(rel: string, known: FileIdentity): Digest | undefined {
+    return cachedDigest(rel, known.key);
+  }
+
+  async function digestOf(rel: string, known: FileIdentity | undefined): Promise<Digest> {
+    // The walk's identity answers a hit. A miss is read anyway, so it takes
+    // its own lstat first, as without one: the bytes are hashed against a
+    // size and identity taken just before the read, not at the walk (a file
+    // changed since would otherwise be read short and stored under an
+    // identity it no longer has).
+    if (known) {
+      const d = hit(rel, known);
+      if (d) return d;
+    }
     const statMs = Date.now();
     let before: BigIntStats | undefined;
     try {
@@ -198,30 +265,34 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
     } catch {
       before = undefined; // not on disk under context.dir (another kind of source): hash, remember nothing
     }
-    if (before && !before.isFile()) before = undefined;
-    const id = before && identity(before);
-    const cached = loaded.get(rel);
-    if (id && cached && sameIdentity(cached, id)) {
-      seen.set(rel, { ...cached, seenMs: statMs });
-      return cached.digest;
+    const id = before && before.isFile() ? identityKey(before) : undefined;
+    if (id) {
+      const d = cachedDigest(rel, id);
+      if (d) return d;
     }
-    const digest = await limit(() => hashFile(context.source, rel, id?.size ?? SMALL_FILE));
-    let entry: StatEntry | null = null;
-    if (before && id) {
+    const digest = await limit(() => hashFile(context.source, rel, before && id ? Number(before.size) : SMALL_FILE));
+    let entry: string | null = null;
+    if (id) {
+      // Unchanged from before the read to after it, and old enough to trust.
       const after = await fsp.lstat(abs(rel), { bigint: true }).catch(() => undefined);
       const limitNs = BigInt(statMs) * 1_000_000n - margin;
-      const settled = before.mtimeNs < limitNs && before.ctimeNs < limitNs;
-      if (after && sameIdentity(id, identity(after)) && settled) entry = { ...id, digest, seenMs: statMs };
+      const settled = before!.mtimeNs < limitNs && before!.ctimeNs < limitNs;
+      if (after && identityKey(after) === id && settled) entry = entryLine(id, digest, statMs);
     }
     seen.set(rel, entry);
     return digest;
   }
 
   return {
-    fileDigest(rel: string): Promise<Digest> {
+    knownDigest(rel: string, known: FileIdentity): Digest | undefined {
+      // One in flight (being hashed) is not a hit: its promise is the answer.
+      return inFlight.has(rel) ? undefined : hit(rel, known);
+    },
+
+    fileDigest(rel: string, known?: FileIdentity): Promise<Digest> {
       let p = inFlight.get(rel);
       if (!p) {
-        p = digestOf(rel);
+        p = digestOf(rel, known);
         inFlight.set(rel, p);
         // A failed read is not cached: the next call tries again.
         p.catch(() => inFlight.delete(rel));
@@ -233,20 +304,25 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
       let changed = false;
       for (const [rel, e] of seen) {
         const old = loaded.get(rel);
-        if (e === null ? old !== undefined : !old || !sameEntry(old, e)) changed = true;
+        if (e === null ? old !== undefined : old !== e && (old === undefined || !sameStored(old, e))) {
+          changed = true;
+          break;
+        }
       }
       if (!changed) return;
-      // Merge with what is on disk now (a concurrent build may have saved since we loaded).
-      const onDisk = await loadEntries(file);
+      // Merge with what is on disk now (a concurrent build may have saved since we loaded);
+      // a file a rename replaced has another inode, so an unchanged version is what we hold.
+      const version = await fileVersion(file);
+      const onDisk = version !== undefined && version === loadedVersion ? loaded : await loadEntries(file);
       const now = Date.now();
-      const entries: Record<string, StatEntry> = {};
-      const rels = new Set([...onDisk.keys(), ...seen.keys()]);
-      for (const rel of [...rels].sort()) {
-        const mine = seen.get(rel);
-        if (mine === null) continue;
-        const e = mine ?? onDisk.get(rel)!;
-        if (!mine && now - e.seenMs > UNSEEN_TTL_MS) continue;
-        entries[rel] = e;
+      const entries: Record<string, string> = {};
+      // Not sorted (85,000 names at 10x): readers look entries up by name.
+      for (const [rel, mine] of seen) {
+        // seenMs only bounds the TTL: refreshed when a day old, so a hit's string is kept as it is.
+        if (mine !== null) entries[rel] = now - seenMsOf(mine) > SEEN_REFRESH_MS ? withSeenMs(mine, now) : mine;
+      }
+      for (const [rel, theirs] of onDisk) {
+        if (!seen.has(rel) && !(now - seenMsOf(theirs) > UNSEEN_TTL_MS)) entries[rel] = theirs;
       }
       const body: CacheFile = { version: CACHE_VERSION, context: context.dir, entries };
       const tmpDir = path.join(path.resolve(opts.cacheDir), 'buildcache', 'tmp');
@@ -259,6 +335,8 @@ export async function openContentDigests(opts: OpenContentDigestsOptions): Promi
         await fsp.writeFile(tmp, JSON.stringify(body));
         await fsp.rename(tmp, file);
         untrackTemp(tmp);
+        // Not known to be ours any more (another build may rename over it): a next save reads it.
+        loadedVersion = undefined;
       } catch (e) {
         await removeTemp(tmp);
         throw e;

@@ -78,9 +78,14 @@ export class BuildContext {
    * Every non-excluded entry under `rel` (not `rel` itself), parents before
    * children, siblings in byte order. Sockets and devices are skipped with a
    * warning. An excluded directory is still walked when an `!` pattern could
-   * re-include something below it.
+   * re-include something below it. Through the source's synchronous calls
+   * when it has them ({@link walkSync}).
    */
   async *walk(rel: string): AsyncGenerator<ContextEntry> {
+    if (this.syncSource) {
+      yield* this.walkSync(rel);
+      return;
+    }
     const names = await this.readdir(rel);
     // lstat a batch of siblings at once (the thread pool runs them in
     // parallel), then handle them in name order as before; the first failure
@@ -92,17 +97,61 @@ export class BuildContext {
         const child = batch[i]!;
         const r = stats[i]!;
         if (r.status === 'rejected') throw contextReadError(child, r.reason);
-        const st = r.value;
-        if (!st) continue;
-        const excluded = this.excluded(child);
-        if (st.type === 'socket' || st.type === 'device' || st.type === 'fifo') {
-          if (!excluded) this.warn(`skipping ${st.type} "${child}" in the build context: only files, directories and symlinks can be copied`);
-          continue;
-        }
-        if (!excluded) yield { rel: child, stat: st };
-        if (st.type === 'dir' && (!excluded || this.ignore.hasExceptions)) yield* this.walk(child);
+        const walkInto = this.visit(child, r.value);
+        if (walkInto === undefined) continue;
+        if (walkInto.entry) yield walkInto.entry;
+        if (walkInto.descend) yield* this.walk(child);
       }
     }
+  }
+
+  /** Whether {@link walkSync} can be used: the source has synchronous lstat/readdir/readlink. */
+  get syncSource(): boolean {
+    const s = this.source;
+    return !!(s.lstatSync && s.readdirSync && s.readlinkSync);
+  }
+
+  /**
+   * {@link walk} without promises, for a source with synchronous calls (a
+   * local directory): the same entries, order, warnings and errors. Blocks
+   * the event loop for the walk; a stat walk is what the step is waiting for.
+   * @throws Error when the source has no synchronous calls.
+   */
+  *walkSync(rel: string): Generator<ContextEntry> {
+    const s = this.source;
+    if (!s.lstatSync || !s.readdirSync) throw new Error('internal: walkSync on a source without synchronous calls');
+    let names: string[];
+    try {
+      names = s.readdirSync(rel);
+    } catch (e) {
+      throw contextReadError(rel, e);
+    }
+    // One clock reading per directory, before its lstats: the racy-file guard's "time of the lstat".
+    const statMs = Date.now();
+    for (const name of names) {
+      const child = rel === '' ? name : `${rel}/${name}`;
+      let st: ContextStat | undefined;
+      try {
+        st = s.lstatSync(child, statMs);
+      } catch (e) {
+        throw contextReadError(child, e);
+      }
+      const walkInto = this.visit(child, st);
+      if (walkInto === undefined) continue;
+      if (walkInto.entry) yield walkInto.entry;
+      if (walkInto.descend) yield* this.walkSync(child);
+    }
+  }
+
+  /** The walk's rule for one entry: yield it?, walk into it? (undefined: neither). */
+  private visit(child: string, st: ContextStat | undefined): { entry?: ContextEntry; descend: boolean } | undefined {
+    if (!st) return undefined;
+    const excluded = this.excluded(child);
+    if (st.type === 'socket' || st.type === 'device' || st.type === 'fifo') {
+      if (!excluded) this.warn(`skipping ${st.type} "${child}" in the build context: only files, directories and symlinks can be copied`);
+      return undefined;
+    }
+    return { entry: excluded ? undefined : { rel: child, stat: st }, descend: st.type === 'dir' && (!excluded || this.ignore.hasExceptions) };
   }
 
   warn(message: string): void {

@@ -6,6 +6,7 @@
  */
 import { createReadStream } from 'node:fs';
 import type { BuildContext } from '../context/context.js';
+import type { ContextStat, FileIdentity } from '../context/source.js';
 import type { ImageFs, ImageNode } from '../layer/image-fs.js';
 import type { FileMeta } from '../layer/types.js';
 
@@ -14,6 +15,8 @@ export interface SourceStat extends FileMeta {
   /** Same inode key + nlink > 1 (or a shared image inode) = hard links of one file. */
   inode: string;
   nlink: number;
+  /** A context file's lstat identity (context/source.ts), for the stat cache. */
+  identity?: FileIdentity;
 }
 
 export interface SourceFs {
@@ -41,9 +44,8 @@ export class ContextSourceFs implements SourceFs {
   async lstat(rel: string): Promise<SourceStat | undefined> {
     const st = await this.context.lstat(rel);
     if (!st) return undefined;
-    const type = st.type === 'file' || st.type === 'dir' || st.type === 'symlink' ? st.type : 'other';
-    const out: SourceStat = { type, mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, mtime: st.mtime, inode: st.inode, nlink: st.nlink };
-    if (type === 'symlink') out.linkTarget = await this.context.source.readlink(rel);
+    const out = sourceStat(st);
+    if (out.type === 'symlink') out.linkTarget = await this.context.source.readlink(rel);
     return out;
   }
 
@@ -57,10 +59,23 @@ export class ContextSourceFs implements SourceFs {
 
   async *walk(rel: string): AsyncGenerator<{ rel: string; stat: SourceStat }> {
     for await (const e of this.context.walk(rel)) {
-      const st = e.stat;
-      const type = st.type === 'file' || st.type === 'dir' || st.type === 'symlink' ? st.type : 'other';
-      const stat: SourceStat = { type, mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, mtime: st.mtime, inode: st.inode, nlink: st.nlink };
-      if (type === 'symlink') stat.linkTarget = await this.context.source.readlink(e.rel);
+      const stat = sourceStat(e.stat);
+      if (stat.type === 'symlink') stat.linkTarget = await this.context.source.readlink(e.rel);
+      yield { rel: e.rel, stat };
+    }
+  }
+
+  /** Whether {@link walkSync} can be used (a local directory context). */
+  get canWalkSync(): boolean {
+    return this.context.syncSource;
+  }
+
+  /** {@link walk} without promises (BuildContext.walkSync): for a stat walk over thousands of files. */
+  *walkSync(rel: string): Generator<{ rel: string; stat: SourceStat }> {
+    const readlink = this.context.source.readlinkSync!.bind(this.context.source);
+    for (const e of this.context.walkSync(rel)) {
+      const stat = sourceStat(e.stat);
+      if (stat.type === 'symlink') stat.linkTarget = readlink(e.rel);
       yield { rel: e.rel, stat };
     }
   }
@@ -82,6 +97,14 @@ export class ContextSourceFs implements SourceFs {
   checkReadable(rel: string): Promise<void> {
     return this.context.source.checkReadable(rel);
   }
+}
+
+/** A context entry as COPY sees it; the lstat identity rides along for the stat cache. */
+function sourceStat(st: ContextStat): SourceStat {
+  const type = st.type === 'file' || st.type === 'dir' || st.type === 'symlink' ? st.type : 'other';
+  const out: SourceStat = { type, mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, mtime: st.mtime, inode: st.inode, nlink: st.nlink };
+  if (st.identity) out.identity = st.identity;
+  return out;
 }
 
 /** Context files up to this size are read in one piece instead of streamed (fewer syscalls and buffers). */

@@ -14,12 +14,8 @@
 import * as path from 'node:path';
 import { throwIfAborted } from '../abort.js';
 import { UsageError } from '../errors.js';
-import { writeOciLayout } from '../image/layout.js';
 import type { BlobStore } from '../image/store.js';
 import type { Descriptor, ImageConfig, ImageManifest } from '../image/types.js';
-import { repoTag, writeDockerArchive } from '../output/docker-archive.js';
-import { writeLocalRootfs } from '../output/local.js';
-import { writeOciArchive } from '../output/oci-archive.js';
 import type { ProgressListener } from '../progress/events.js';
 import type { ImageReference } from '../registry/reference.js';
 import type { BuildOutput } from './options.js';
@@ -87,14 +83,20 @@ export async function writeOutputs(opts: WriteOutputsOptions): Promise<void> {
     throwIfAborted(opts.signal);
     const kind = outputKind(out);
     const started = performance.now();
+    // The writers are imported when used: a build without --output (and every
+    // cached rebuild) does not load the archive and rootfs code at start-up.
     if (kind === 'oci-layout') {
+      const { writeOciLayout } = await import('../image/layout.js');
       await writeOciLayout({ dir: out.dest, store: opts.store, signal: opts.signal, manifests: [{ descriptor: opts.manifest, tag: ociTag }] });
     } else if (kind === 'oci-archive') {
+      const { writeOciArchive } = await import('../output/oci-archive.js');
       await writeOciArchive({ file: out.dest, store: opts.store, manifest: opts.manifest, tag: ociTag, mtime: opts.epoch, signal: opts.signal });
     } else if (kind === 'docker-archive') {
+      const { repoTag, writeDockerArchive } = await import('../output/docker-archive.js');
       const repoTags = [...new Set(opts.tags.map(repoTag).filter((t): t is string => t !== undefined))];
       await writeDockerArchive({ file: out.dest, store: opts.store, manifest: opts.manifest, repoTags, mtime: opts.epoch, signal: opts.signal });
     } else {
+      const { writeLocalRootfs } = await import('../output/local.js');
       const m = await opts.store.readJson<ImageManifest>(opts.manifest.digest);
       const config = await opts.store.readJson<ImageConfig>(m.config.digest);
       await writeLocalRootfs({ dir: out.dest, store: opts.store, layers: m.layers, diffIds: config.rootfs.diff_ids, signal: opts.signal, onProgress: opts.progress });

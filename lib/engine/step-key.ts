@@ -53,6 +53,7 @@ import * as path from 'node:path';
 import { OcistackError, type SourceLocation } from '../errors.js';
 import type { BuildContext } from '../context/context.js';
 import type { ContentDigests } from '../context/content-digests.js';
+import type { FileIdentity } from '../context/source.js';
 import { IgnoreMatcher } from '../context/ignore.js';
 import type { Dispatched, ResolvedInstruction } from '../dockerfile/types.js';
 import { canonicalJson, sha256 } from '../image/digest.js';
@@ -154,7 +155,10 @@ async function copyReads(ins: CopyInstruction, input: StepKeyInput, loc: SourceL
   const exclude = ins.exclude.length ? new IgnoreMatcher(ins.exclude, '--exclude') : undefined;
   const heredocNames = new Set(ins.heredocs.map((h) => h.name));
   const words: unknown[] = [];
-  const files: { rel: string; entry: Entry }[] = [];
+  const files: DigestWant[] = [];
+  // Opened before the first walk: a stat-cache hit is filled in as the walk finds the file,
+  // so nothing per file outlives the walk but its key entry (85,000 files at 10x).
+  let digests: ContentDigests | undefined;
   let wordIndex = 0;
   for (const source of ins.sources) {
     const hd = /^<<-?["']?([^"']+)["']?$/.exec(source);
@@ -165,6 +169,8 @@ async function copyReads(ins: CopyInstruction, input: StepKeyInput, loc: SourceL
       words.push({ url: source });
       continue;
     }
+    digests ??= await input.digests();
+    const known = digests.knownDigest?.bind(digests);
     const entries: Entry[] = [];
     // Which matches there were and the names they land under (a wildcard's match or a symlink's own name).
     const matched: [string, string, string][] = [];
@@ -179,22 +185,27 @@ async function copyReads(ins: CopyInstruction, input: StepKeyInput, loc: SourceL
       }
       const e: Entry = [rel, stat.type, stat.mode, stat.type === 'file' ? stat.size : 0, layerMtime(stat.mtime, input.sourceDateEpoch), stat.linkTarget ?? '', hardlinkOf];
       entries.push(e);
-      if (stat.type === 'file' && !hardlinkOf) files.push({ rel, entry: e });
+      if (stat.type !== 'file' || hardlinkOf) return;
+      const hit = stat.identity && known?.(rel, stat.identity);
+      if (hit) e[5] = hit;
+      else files.push({ rel, entry: e, known: stat.identity });
     };
     for (const item of await expandSource(src, source, wordIndex++, ins.parents, exclude, fail)) {
       if (item.kind !== 'node') continue;
       matched.push([item.rel, item.name, item.parents ?? '']);
       add(item.rel, item.stat);
       if (item.stat.type !== 'dir') continue;
-      for await (const child of src.walk(item.rel)) {
+      const below = (child: { rel: string; stat: SourceStat }): void => {
         const sub = item.rel === '' ? child.rel : child.rel.slice(item.rel.length + 1);
-        if (exclude?.excludes(sub)) continue;
-        add(child.rel, child.stat);
-      }
+        if (!exclude?.excludes(sub)) add(child.rel, child.stat);
+      };
+      // A local context is walked with synchronous calls: no promise per entry (BuildContext.walkSync).
+      if (src.canWalkSync) for (const child of src.walkSync(item.rel)) below(child);
+      else for await (const child of src.walk(item.rel)) below(child);
     }
     words.push({ matched, entries });
   }
-  await fillDigests(files, await input.digests(), loc);
+  await fillDigests(files, digests ?? (await input.digests()), loc);
   return { words };
 }
 
@@ -203,13 +214,27 @@ function layerMtime(mtime: number, sde: number | undefined): number {
   return Math.max(0, sde !== undefined && mtime > sde ? sde : Math.floor(mtime));
 }
 
-async function fillDigests(files: { rel: string; entry: Entry }[], digests: ContentDigests, loc: SourceLocation): Promise<void> {
+/** A file whose digest the key needs, where it goes, and the walk's lstat identity of it (if any). */
+interface DigestWant {
+  rel: string;
+  entry: Entry;
+  known?: FileIdentity;
+}
+
+async function fillDigests(all: DigestWant[], digests: ContentDigests, loc: SourceLocation): Promise<void> {
+  // Stat-cache hits first, without a promise each; the rest are read and hashed.
+  const files: DigestWant[] = [];
+  for (const f of all) {
+    const hit = f.known && digests.knownDigest?.(f.rel, f.known);
+    if (hit) f.entry[5] = hit;
+    else files.push(f);
+  }
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < files.length) {
       const f = files[next++]!;
       try {
-        f.entry[5] = await digests.fileDigest(f.rel);
+        f.entry[5] = await digests.fileDigest(f.rel, f.known);
       } catch (e) {
         throw new OcistackError(`cannot read "${f.rel}" in the build context: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
           code: 'CONTEXT_READ', location: loc, hint: 'check the file is readable and not changing during the build', cause: e,
@@ -229,7 +254,7 @@ async function runReads(run: Extract<ResolvedInstruction, { kind: 'run' }>, inpu
       const m = await contextMountSource(input.context, spec.source ?? '', loc);
       if (m.kind !== 'context') throw new Error('internal: context mount is not a context source');
       const base = path.relative(input.context.dir, m.root).split(path.sep).join('/');
-      const files: { rel: string; entry: Entry }[] = [];
+      const files: DigestWant[] = [];
       const entries: Entry[] = m.entries.map((e) => {
         const entry: Entry = [e.rel, e.type, e.mode, e.type === 'file' ? e.size : 0, Math.floor(e.mtime), e.linkTarget ?? '', ''];
         if (e.type === 'file') files.push({ rel: e.rel === '' ? base : base === '' ? e.rel : `${base}/${e.rel}`, entry });

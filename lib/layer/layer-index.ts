@@ -8,7 +8,7 @@
 import * as fsp from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Parser, type ReadEntry } from 'tar';
+import type { ReadEntry } from 'tar';
 import { OcistackError } from '../errors.js';
 import { removeTemp, tempName, trackTemp } from '../temp-files.js';
 import { digestHex } from '../image/digest.js';
@@ -143,6 +143,9 @@ export async function scanLayer(
   const head = await readHead(file, 8).catch((e: unknown) => {
     throw new OcistackError(`layer ${digest} is not in the blob store`, { code: 'LAYER_MISSING', hint: 'pull the base image again', cause: e });
   });
+  // node-tar is imported when a layer is first scanned, not at start-up (~20 ms of
+  // CPU on every CLI run, most of which never scan a layer: a cached rebuild).
+  const { Parser } = await import('tar');
   const pending: Promise<void>[] = [];
   const pax = new PaxXattrTracker();
   let fatal: Error | undefined;
