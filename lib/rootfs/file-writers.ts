@@ -135,6 +135,12 @@ class Pool {
 
 let pool: Pool | undefined;
 let nextApplier = 1;
+let handedOut = 0;
+
+/** Files handed to the writer threads by this process so far (tests check the threads were used). */
+export function fileWriterJobs(): number {
+  return handedOut;
+}
 
 /**
  * Threads writing files: `OCISTACK_FILE_WRITERS` when set (0: none, every
@@ -155,6 +161,7 @@ export class FileWriters {
   write(job: Omit<FileJob, 'applier'>): void {
     pool ??= new Pool(Math.max(1, fileWriterThreads()));
     this.paths.add(job.rel);
+    handedOut++;
     pool.add({ ...job, applier: this.id });
   }
 
