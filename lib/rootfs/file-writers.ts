@@ -56,6 +56,8 @@ export interface FileJobProblem {
 /** Jobs handed out and not done, at most (then the applier waits): bounds the file bytes held. */
 const MAX_PENDING = 256;
 const MAX_PENDING_BYTES = 16 * 1024 * 1024;
+/** No file finished for this long while waiting: the threads are gone (see wait()). */
+const STALL_MS = 60_000;
 /** Jobs sent to a worker in one message. */
 const BATCH = 16;
 
@@ -104,9 +106,19 @@ class Pool {
   /** Send what is batched and block until at most `left` jobs are pending. */
   private wait(left: number): void {
     for (let i = 0; i < this.workers.length; i++) this.send(i);
+    // A thread that died (it cannot: every call is caught) would never count down; this thread is
+    // blocked, so no 'exit' event could say so. A minute without one file done is that, not load.
+    let last = Atomics.load(this.pending, 0);
+    let since = Date.now();
     for (;;) {
       const n = Atomics.load(this.pending, 0);
       if (n <= left) break;
+      if (n !== last) {
+        last = n;
+        since = Date.now();
+      } else if (Date.now() - since > STALL_MS) {
+        throw new Error(`the rootfs file writer threads stopped with ${n} files not written`);
+      }
       Atomics.wait(this.pending, 0, n, 1000);
     }
     if (left === 0) this.bytes = 0;
