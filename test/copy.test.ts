@@ -320,5 +320,24 @@ test('bad input: an unreadable context file fails before anything is written', a
   assert.match(err.hint!, /readable/);
 });
 
+test('a context file that grew or shrank after its stat fails the layer (the sync read of small files checks the size too)', async () => {
+  const { ContextSourceFs } = await import('../lib/engine/copy-source.js');
+  const { writeLayer } = await import('../lib/layer/write.js');
+  for (const [now, why] of [['grown by a byte\n', 'grew'], ['s', 'shrank']] as const) {
+    write('changing.txt', 'original\n');
+    const src = new ContextSourceFs(await openContext({ dir: ctxDir }));
+    const stat = (await src.lstat('changing.txt'))!;
+    fs.writeFileSync(path.join(ctxDir, 'changing.txt'), now);
+    const entry = { path: '/changing.txt', type: 'file' as const, mode: 0o644, uid: 0, gid: 0, mtime: 0, size: stat.size, content: src.content('changing.txt', stat) };
+    try {
+      await writeLayer([entry], { store });
+      assert.unreachable(`a file that ${why} must fail`);
+    } catch (e) {
+      assert.match((e as Error).message, /changing\.txt changed while it was being added to a layer/, why);
+    }
+  }
+  fs.rmSync(path.join(ctxDir, 'changing.txt'));
+});
+
 test.after(() => fs.rmSync(root, { recursive: true, force: true }));
 test.run();

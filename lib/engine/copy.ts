@@ -372,6 +372,8 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
         if (bad) throw contextError(files[bad.index]!.rel, bad.error, loc);
       } else await s.prepare(files, tmpDir);
     }
+    plan.reads.clear(); // checked (or extracted): not needed while the layer is written
+    items.length = 0;
 
     // 4. Write it.
     try {

@@ -85,6 +85,8 @@ export function orderEntries(entries: LayerEntry[]): LayerEntry[] {
   }
   const names = [...byName.keys()].sort((a, b) => comparePaths(a.replace(/\/$/, ''), b.replace(/\/$/, '')));
   const sorted = names.map((n) => byName.get(n)!);
+  // Without hard links there is nothing to reorder (and no map of every file to hold: 85,000 entries at 10x).
+  if (!sorted.some((e) => e.type === 'hardlink')) return sorted;
   // A hard link must follow the file it links to. After sorting, the first
   // member of each group carries the content and the others link to it.
   const groups = new Map<string, LayerEntry[]>();
@@ -357,6 +359,7 @@ export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<L
   for await (const e of entries as AsyncIterable<LayerEntry>) list.push(checkedEntry(e, opts.location));
   throwIfAborted(signal);
   const ordered = orderEntries(list);
+  list.length = 0; // the sorted copy is all that is needed from here on
   let headers: TarHeader[];
   try {
     headers = ordered.map((e) => headerFor(e, opts.sourceDateEpoch));

@@ -63,6 +63,7 @@ import { OcistackError } from '../errors.js';
 import type { Digest } from '../image/types.js';
 import { resolveInRootSync } from '../scoped-path.js';
 import { isWhiteout, type LayeredView } from './layer-view.js';
+import { FileWriters, fileWriterThreads } from './file-writers.js';
 import { makeDevice, makeFifo, makeWhiteouts, readXattrsOf, setXattr } from './special-files.js';
 import type { RootfsWarnings } from './warnings.js';
 
@@ -100,6 +101,11 @@ interface Times {
 }
 
 const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+
+/** Files up to this size may go to the worker threads (file-writers.ts); bigger ones stream on this thread. */
+const THREADED_MAX_FILE = 64 * 1024;
+/** A layer's small files go to the worker threads after this many (starting them is not worth it for a few). */
+const THREADED_AFTER = 128;
 
 function errno(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException)?.code;
@@ -139,6 +145,10 @@ export class LayerApplier {
    * which made node_modules layers cost over 1 ms per file.
    */
   private readonly ownDirs = new Set<string>(['']);
+  /** Small files written by worker threads (file-writers.ts), once the layer has had {@link THREADED_AFTER} of them. */
+  private writers: FileWriters | undefined;
+  private smallFiles = 0;
+  private readonly threads = fileWriterThreads();
 
   constructor(
     private readonly ctx: ApplyContext,
@@ -164,6 +174,8 @@ export class LayerApplier {
 
   /** What `dest` itself has at `rel` (its parents are directories of `dest` or absent, never symlinks). */
   private own(rel: string): fs.Stats | undefined {
+    // A file handed to the writer threads is only there once they are done.
+    if (this.writers?.paths.has(rel)) this.settle();
     try {
       // throwIfNoEntry: a missing name (the usual case, a new entry) costs no Error and stack trace.
       return fs.lstatSync(this.abs(rel), { throwIfNoEntry: false });
@@ -367,6 +379,8 @@ export class LayerApplier {
     if (!st) return;
     this.touch(this.parentOf(rel));
     if (st.isDirectory()) {
+      // Files below it may still be in the writer threads' hands.
+      this.settle();
       if (!this.ctx.privileged) this.makeTreeWritable(rel);
       fs.rmSync(this.abs(rel), { recursive: true, force: true });
       for (const p of this.ownDirs) if (p === rel || p.startsWith(`${rel}/`)) this.ownDirs.delete(p);
@@ -524,6 +538,10 @@ export class LayerApplier {
 
   private file(rel: string, entry: ReadEntry, xattrs: Record<string, string> | undefined, fail: (e: unknown) => void): void {
     this.replace(rel);
+    const size = entry.size ?? 0;
+    if (this.threads > 0 && size <= THREADED_MAX_FILE && !(xattrs && Object.keys(xattrs).length) && ++this.smallFiles > THREADED_AFTER) {
+      return this.threadedFile(rel, entry, size, fail);
+    }
     const fd = fs.openSync(this.abs(rel), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     this.openFd = fd;
     entry.on('data', (chunk: Buffer) => {
@@ -555,6 +573,43 @@ export class LayerApplier {
         fail(e);
       }
     });
+  }
+
+  /**
+   * A small file without xattrs, created by a writer thread: its parents are
+   * made and what was at `rel` is removed (replace()), so the thread only
+   * creates it, O_EXCL|O_NOFOLLOW as file() does, with the same owner, mode
+   * and times. Its bytes are copied into a buffer of their own (moved to the
+   * thread, not cloned with the chunk's larger buffer).
+   */
+  private threadedFile(rel: string, entry: ReadEntry, size: number, fail: (e: unknown) => void): void {
+    const data = new Uint8Array(new ArrayBuffer(size));
+    let got = 0;
+    entry.on('data', (chunk: Buffer) => {
+      if (got + chunk.length > size) return fail(new Error(`tar entry ${entry.path} has more bytes than its header says`));
+      data.set(chunk, got);
+      got += chunk.length;
+    });
+    entry.on('end', () => {
+      try {
+        if (!this.ctx.privileged) this.chown(rel, entry); // unprivileged: only the warning, no call
+        const t = this.times(entry);
+        (this.writers ??= new FileWriters()).write({ path: this.abs(rel), rel, data: got === size ? data : data.subarray(0, got), chown: this.ctx.privileged, uid: entry.uid ?? 0, gid: entry.gid ?? 0, mode: this.mode(entry), atime: t.atime, mtime: t.mtime });
+      } catch (e) {
+        fail(e);
+      }
+    });
+  }
+
+  /** Wait for the writer threads' files; their owner warnings become this layer's, their first error is thrown. */
+  private settle(): void {
+    const problems = this.writers?.drain() ?? [];
+    let error: NodeJS.ErrnoException | undefined;
+    for (const p of problems) {
+      if (p.kind === 'owner') this.ctx.warnings.add('ROOTFS_OWNER_SKIPPED', '/' + p.rel, `cannot set owner ${p.uid}:${p.gid} on /${p.rel} (${p.code}): the id is not mapped`);
+      else error ??= Object.assign(new Error(`${p.message} (writing /${p.rel})`), { code: p.code });
+    }
+    if (error) throw error;
   }
 
   private symlink(rel: string, entry: ReadEntry, xattrs: Record<string, string> | undefined): void {
@@ -648,6 +703,7 @@ export class LayerApplier {
 
   /** Remove everything below `dir` this layer did not write (diff form: from `dest`; the opaque xattr hides the rest). */
   private hideLower(dir: string): void {
+    this.settle(); // it lists `dest`: every file handed out must be there
     for (const name of fs.readdirSync(this.abs(dir))) {
       const rel = dir ? `${dir}/${name}` : name;
       if (!this.written.has(rel)) (this.ctx.diff ? this.removeOwn(rel) : this.remove(rel));
@@ -661,7 +717,16 @@ export class LayerApplier {
       fs.closeSync(this.openFd);
       this.openFd = undefined;
     }
-    if (!ok) return;
+    if (!ok) {
+      // Nothing may still be writing into `dest` when the caller removes it; the layer failed already.
+      try {
+        this.settle();
+      } catch {
+        // the first failure is the one reported
+      }
+      return;
+    }
+    this.settle();
     if (this.ctx.diff) this.finishDiff(this.ctx.diff);
     for (const [rel, mode] of this.restoreModes) {
       if (this.own(rel)?.isDirectory()) fs.chmodSync(this.abs(rel), mode);
