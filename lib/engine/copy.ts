@@ -377,7 +377,8 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
 
     // 4. Write it.
     try {
-      return await writeLayer(plan.entries.values(), { store: opts.store, sourceDateEpoch: opts.sourceDateEpoch });
+      // Handed over, not shared: the writer drops each entry once written, which frees it only if the plan lets go too.
+      return await writeLayer(drain(plan.entries), { store: opts.store, sourceDateEpoch: opts.sourceDateEpoch });
     } catch (e) {
       if (e instanceof OcistackError && !e.location) throw new OcistackError(e.message, { code: e.code, hint: e.hint, location: loc, cause: e });
       if (!(e instanceof OcistackError)) throw new OcistackError(`${word} failed: ${(e as Error).message}`, { code: 'COPY_WRITE', location: loc, hint: 'check the source files are readable and not changing during the build', cause: e });
@@ -385,6 +386,14 @@ export async function copyLayer(opts: CopyLayerOptions): Promise<LayerResult> {
     }
   } finally {
     await removeTemp(tmpDir);
+  }
+}
+
+/** The map's values in order, each removed as it is taken (deleting the current key while iterating a Map is safe). */
+function* drain<V>(map: Map<string, V>): Generator<V> {
+  for (const [k, v] of map) {
+    map.delete(k);
+    yield v;
   }
 }
 

@@ -191,14 +191,53 @@ export async function scanLayer(
  * the blob when it is missing.
  */
 export async function saveLayerIndex(store: BlobStore, digest: Digest, entries: IndexedEntry[]): Promise<void> {
+  const parts = new IndexJsonParts();
+  for (const e of entries) parts.add(e);
+  await saveLayerIndexJson(store, digest, parts.done());
+}
+
+/**
+ * The `entries` of an index as JSON text, built one entry at a time (the
+ * layer writer adds each as it writes it): the text of 85,000 entries is a
+ * few MB, the objects several times that. Joined in groups so there are
+ * few strings to hold.
+ */
+export class IndexJsonParts {
+  private readonly groups: string[] = [];
+  private group: string[] = [];
+
+  add(e: IndexedEntry): void {
+    this.group.push(JSON.stringify(e));
+    if (this.group.length >= 1024) this.flush();
+  }
+
+  private flush(): void {
+    if (this.group.length) this.groups.push(this.group.join(','));
+    this.group = [];
+  }
+
+  /** The entries' JSON texts, in order, each group a comma-separated run. */
+  done(): string[] {
+    this.flush();
+    return this.groups;
+  }
+}
+
+/** {@link saveLayerIndex} from {@link IndexJsonParts}: the same bytes JSON.stringify of the whole index gives. */
+export async function saveLayerIndexJson(store: BlobStore, digest: Digest, groups: string[]): Promise<void> {
   const cached = layerIndexPath(store, digest);
-  const idx: LayerIndex = { version: INDEX_VERSION, digest, entries };
   try {
     await fsp.mkdir(path.dirname(cached), { recursive: true });
     // Owner-named and registered (lib/temp-files.ts), so an interrupted build leaves none.
     const tmp = path.join(path.dirname(cached), tempName(`${path.basename(cached)}.tmp`));
     trackTemp(tmp);
-    await fsp.writeFile(tmp, JSON.stringify(idx)).then(() => fsp.rename(tmp, cached)).finally(() => removeTemp(tmp));
+    // JSON.stringify({ version, digest, entries }) written in pieces: no one string of the whole index.
+    const head = `{"version":${JSON.stringify(INDEX_VERSION)},"digest":${JSON.stringify(digest)},"entries":[`;
+    await fsp.writeFile(tmp, (function* () {
+      yield head;
+      for (let i = 0; i < groups.length; i++) yield i === 0 ? groups[i]! : ',' + groups[i]!;
+      yield ']}';
+    })()).then(() => fsp.rename(tmp, cached)).finally(() => removeTemp(tmp));
   } catch {
     // A missing index is rebuilt from the blob on first use.
   }

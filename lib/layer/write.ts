@@ -20,7 +20,7 @@ import { OcistackError, type SourceLocation } from '../errors.js';
 import { MediaType, type Digest } from '../image/types.js';
 import { BlobStore, DigestCounter } from '../image/store.js';
 import { layerEntryError, normalizeLayerPath, showPath } from './entry-path.js';
-import { indexEntryOfHeader, saveLayerIndex, type IndexedEntry } from './layer-index.js';
+import { IndexJsonParts, indexEntryOfHeader, saveLayerIndexJson, type IndexedEntry } from './layer-index.js';
 import { ParallelGzip } from './parallel-gzip.js';
 import { checkHeader, encodeHeader, END_OF_ARCHIVE, paddingFor, type TarHeader } from './tar-header.js';
 import type { LayerEntry, LayerResult } from './types.js';
@@ -200,14 +200,17 @@ class Prefetcher {
   private next = 0;
   private bytes = 0;
 
-  constructor(
-    private readonly entries: LayerEntry[],
-    private readonly headers: TarHeader[],
-  ) {}
+  constructor(private readonly entries: (LayerEntry | undefined)[]) {}
+
+  /** A file's size as its header carries it (headerFor: `size ?? 0`). */
+  private size(i: number): number {
+    return this.entries[i]!.size ?? 0;
+  }
 
   private small(i: number): boolean {
-    const h = this.headers[i]!;
-    return h.type === '0' && h.size > 0 && h.size <= PREFETCH_MAX_FILE && !!this.entries[i]!.content;
+    const e = this.entries[i]!;
+    const size = this.size(i);
+    return e.type === 'file' && size > 0 && size <= PREFETCH_MAX_FILE && !!e.content;
   }
 
   /** Start reads for entry `from` and those after it, within the window. */
@@ -221,7 +224,7 @@ class Prefetcher {
         this.next++;
         continue;
       }
-      const size = this.headers[i]!.size;
+      const size = this.size(i);
       if (this.bytes + size > PREFETCH_MAX_BYTES && this.pending.size > 0) break;
       const p = readSmall(this.entries[i]!, size);
       // Errors surface when the writer reaches the entry, in order; until then keep them from being "unhandled".
@@ -237,20 +240,31 @@ class Prefetcher {
     const p = this.pending.get(i);
     if (!p) return undefined;
     this.pending.delete(i);
-    this.bytes -= this.headers[i]!.size;
+    this.bytes -= this.size(i);
     return p;
   }
 }
 
-/** The tar stream: headers and contents, in entry order, as small pieces. */
-async function* tarPieces(entries: LayerEntry[], headers: TarHeader[], signal?: AbortSignal): AsyncGenerator<Buffer> {
-  const ahead = new Prefetcher(entries, headers);
+/**
+ * The tar stream: headers and contents, in entry order, as small pieces.
+ * Each entry is dropped from `entries` once written (and its header made
+ * only then, handed to `onHeader`), so what a written entry held (its
+ * content reader, its source's stat) can be collected while the rest is
+ * written: memory falls as the layer is written instead of staying at
+ * every entry's metadata until the end (85,000 entries at 10x).
+ */
+async function* tarPieces(entries: (LayerEntry | undefined)[], sde: number | undefined, onHeader: (h: TarHeader) => void, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  const ahead = new Prefetcher(entries);
   for (let i = 0; i < entries.length; i++) {
     throwIfAborted(signal);
     const e = entries[i]!;
-    const h = headers[i]!;
+    const h = headerFor(e, sde);
+    onHeader(h);
     yield encodeHeader(h);
-    if (h.type !== '0' || h.size === 0) continue;
+    if (h.type !== '0' || h.size === 0) {
+      entries[i] = undefined;
+      continue;
+    }
     if (!e.content) {
       throw new OcistackError(`layer entry ${e.path} has no content`, { code: 'LAYER_WRITE', hint: 'this is a bug in ocistack; please report it' });
     }
@@ -271,6 +285,7 @@ async function* tarPieces(entries: LayerEntry[], headers: TarHeader[], signal?: 
       }
       if (written !== h.size) throw changedWhileReading(e.path, h.size);
     }
+    entries[i] = undefined;
     const p = paddingFor(h.size);
     if (p.length) yield p;
   }
@@ -281,10 +296,10 @@ async function* tarPieces(entries: LayerEntry[], headers: TarHeader[], signal?: 
  * The tar stream in chunks of about {@link OUT_CHUNK} bytes, hashed on the
  * way (the diffId), so the compressor sees a few large writes.
  */
-async function* tarStream(entries: LayerEntry[], headers: TarHeader[], counter: TarCounter, signal?: AbortSignal): AsyncGenerator<Buffer> {
+async function* tarStream(pieces: AsyncGenerator<Buffer>, counter: TarCounter): AsyncGenerator<Buffer> {
   let buf = Buffer.allocUnsafe(OUT_CHUNK);
   let used = 0;
-  for await (const piece of tarPieces(entries, headers, signal)) {
+  for await (const piece of pieces) {
     counter.update(piece);
     if (piece.length >= OUT_CHUNK / 2) {
       // Big pieces (file content) go through as they are, after what is buffered.
@@ -358,12 +373,17 @@ export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<L
   const list: LayerEntry[] = [];
   for await (const e of entries as AsyncIterable<LayerEntry>) list.push(checkedEntry(e, opts.location));
   throwIfAborted(signal);
-  const ordered = orderEntries(list);
+  const ordered: (LayerEntry | undefined)[] = orderEntries(list);
   list.length = 0; // the sorted copy is all that is needed from here on
-  let headers: TarHeader[];
+  // Refuse bad fields before any byte is written. The headers are made again
+  // as each entry is written (cheap), not kept: 85,000 of them at 10x.
+  let indexable = true;
   try {
-    headers = ordered.map((e) => headerFor(e, opts.sourceDateEpoch));
-    for (const h of headers) checkHeader(h); // refuse bad fields before any byte is written
+    for (const e of ordered) {
+      const h = headerFor(e!, opts.sourceDateEpoch);
+      checkHeader(h);
+      if (!indexableAsWritten(h)) indexable = false;
+    }
   } catch (e) {
     if (e instanceof OcistackError && !e.location && opts.location) throw new OcistackError(e.message, { code: e.code, hint: e.hint, location: opts.location, cause: e });
     throw e;
@@ -371,9 +391,12 @@ export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<L
   const tmp = await opts.store.tempPath('layer');
   const tarCounter = new TarCounter();
   const gzCounter = new DigestCounter();
+  // The index as it will be saved, one JSON text per written entry (a few dozen bytes, not an object each).
+  const index = indexable ? new IndexJsonParts() : undefined;
+  const onHeader = (h: TarHeader): void => index?.add(indexEntryOfWritten(h));
   try {
     await pipeline(
-      Readable.from(tarStream(ordered, headers, tarCounter, signal), { objectMode: false, highWaterMark: OUT_CHUNK }),
+      Readable.from(tarStream(tarPieces(ordered, opts.sourceDateEpoch, onHeader, signal), tarCounter), { objectMode: false, highWaterMark: OUT_CHUNK }),
       new ParallelGzip(opts.level ?? 6, GZIP_OS_UNKNOWN),
       gzCounter,
       createWriteStream(tmp, { mode: 0o644, highWaterMark: OUT_CHUNK }),
@@ -388,7 +411,7 @@ export async function writeLayer(entries: Iterable<LayerEntry> | AsyncIterable<L
     // now instead of a gunzip and parse later. Only for layers whose scan is
     // known to give the same entries: not with empty symlink targets (node-tar
     // may skip those). xattrs are kept by both (a scan reads them from PAX).
-    if (headers.every(indexableAsWritten)) await saveLayerIndex(opts.store, digest, headers.map(indexEntryOfWritten));
+    if (index) await saveLayerIndexJson(opts.store, digest, index.done());
     return { digest, diffId: tarCounter.digest(), size: gzCounter.size, mediaType: MediaType.OciLayerGzip };
   } catch (e) {
     await opts.store.discardTemp(tmp);
