@@ -14,32 +14,13 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BuildContext, openContext } from '../lib/context/context.js';
 import { compareCodeUnits, type ContextSource } from '../lib/context/source.js';
+import { PassThroughSource } from './helpers/pass-through-source.js';
 import type { ProgressEvent } from '../lib/progress/events.js';
 
 const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ocistack-walk-sync-test-'));
 
 /** A source with only the promise calls: BuildContext.walk takes its batched lstat path. */
-class AsyncOnly implements ContextSource {
-  constructor(private readonly inner: ContextSource) {}
-  get description(): string {
-    return this.inner.description;
-  }
-  lstat(rel: string) {
-    return this.inner.lstat(rel);
-  }
-  readdir(rel: string) {
-    return this.inner.readdir(rel);
-  }
-  readlink(rel: string) {
-    return this.inner.readlink(rel);
-  }
-  open(rel: string) {
-    return this.inner.open(rel);
-  }
-  checkReadable(rel: string) {
-    return this.inner.checkReadable(rel);
-  }
-}
+class AsyncOnly extends PassThroughSource {}
 
 interface Walked {
   entries: string[];

@@ -16,14 +16,12 @@ import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BlobStore } from '../lib/image/store.js';
-import type { ImageManifest } from '../lib/image/types.js';
-import { busyboxLayout } from './helpers/images.js';
 import { chownTree } from './helpers/rootless-cli.js';
-import { ensureRootlessUser } from './helpers/rootless-user.js';
-import { makeTempDir, requireTool } from './helpers/tools.js';
+import { ensureRootlessUser, rootlessReachableTempDir } from './helpers/rootless-user.js';
+import { busyboxChain } from './helpers/run-steps.js';
+import { requireTool } from './helpers/tools.js';
 
 const runc = requireTool('runc');
 let job: { runc: string; storeRoot: string; layers: unknown[]; diffIds: unknown[] };
@@ -34,22 +32,10 @@ test.before(async () => {
   requireTool('newuidmap');
   requireTool('unshare');
   user = ensureRootlessUser();
-  const layout = await busyboxLayout();
-  const src = new BlobStore(layout.dir);
-  const index = JSON.parse(fs.readFileSync(join(layout.dir, 'index.json'), 'utf8'));
-  const manifest = JSON.parse(fs.readFileSync(src.path(index.manifests[0].digest), 'utf8')) as ImageManifest;
-  const config = JSON.parse(fs.readFileSync(src.path(manifest.config.digest), 'utf8'));
-  base = makeTempDir('run-budget');
-  fs.chmodSync(base, 0o755);
-  // The user must be able to reach its dirs: the test run's temp dirs above them are root's, often 0700.
-  for (let d = dirname(base); d !== '/'; d = dirname(d)) {
-    const mode = fs.statSync(d).mode;
-    if (!(mode & 0o001)) fs.chmodSync(d, (mode & 0o7777) | 0o111);
-  }
-  const store = new BlobStore(join(base, 'store'));
-  for (const l of manifest.layers) await store.putBytes(fs.readFileSync(src.path(l.digest)));
+  base = rootlessReachableTempDir('run-budget');
+  const chain = await busyboxChain(join(base, 'store'));
   chownTree(base, user.uid, user.gid);
-  job = { runc, storeRoot: store.root, layers: manifest.layers, diffIds: config.rootfs.diff_ids };
+  job = { runc, storeRoot: chain.store.root, layers: chain.layers, diffIds: chain.diffIds };
 });
 
 interface Report {

@@ -21,12 +21,12 @@ import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { withRegistry, skopeoArgs, type TestRegistry } from './helpers/registry.js';
 import { runOciLayout } from './helpers/images.js';
 import { BIN, ocistack, REPO_ROOT, type CliResult } from './helpers/cli.js';
 import { MINBASE, NODE_BASE, pushDebianBase } from './helpers/debian-base.js';
-import { ensureRootlessUser } from './helpers/rootless-user.js';
+import { ensureRootlessUser, rootlessReachableTempDir } from './helpers/rootless-user.js';
 import { makeTempDir, removeTempDir, requireTool, runOk } from './helpers/tools.js';
 
 let reg: TestRegistry;
@@ -52,12 +52,7 @@ test.before(async () => {
 
 /** A dir tree the rootless user owns, reachable through the test run's (root, often 0700) temp dirs. */
 function userDir(prefix: string): string {
-  const dir = makeTempDir(prefix);
-  fs.chmodSync(dir, 0o755);
-  for (let d = dirname(dir); d !== '/'; d = dirname(d)) {
-    const mode = fs.statSync(d).mode;
-    if (!(mode & 0o001)) fs.chmodSync(d, (mode & 0o7777) | 0o111);
-  }
+  const dir = rootlessReachableTempDir(prefix);
   fs.chownSync(dir, user.uid, user.gid);
   return dir;
 }

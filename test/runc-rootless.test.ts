@@ -11,18 +11,20 @@ import { test } from './helpers/suite.js';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BlobStore } from '../lib/image/store.js';
-import type { Descriptor, Digest, ImageManifest } from '../lib/image/types.js';
+import type { Descriptor, Digest } from '../lib/image/types.js';
 import { indexLayer, type IndexedEntry } from '../lib/layer/index.js';
 import type { LayerResult } from '../lib/layer/types.js';
 import { runcStepsDir } from '../lib/executor/runc/index.js';
 import { layerSnapshotsRoot } from '../lib/rootfs/index.js';
 import { mountPoints } from '../lib/executor/runc/overlay.js';
-import { APP_USER, busyboxLayout } from './helpers/images.js';
-import { ensureRootlessUser, ROOTLESS_RANGE } from './helpers/rootless-user.js';
-import { makeTempDir, requireTool, runOk } from './helpers/tools.js';
+import { APP_USER } from './helpers/images.js';
+import { ensureRootlessUser, ROOTLESS_RANGE, rootlessReachableTempDir } from './helpers/rootless-user.js';
+import { chownTree } from './helpers/rootless-cli.js';
+import { busyboxChain } from './helpers/run-steps.js';
+import { requireTool, runOk } from './helpers/tools.js';
 import { openContext } from '../lib/context/index.js';
 import { contextMountSource } from '../lib/engine/run-mount-source.js';
 import { packSshAdd, startTestAgent } from './helpers/ssh-agent.js';
@@ -35,31 +37,12 @@ let baseDir: string;
 let user: { name: string; uid: number; gid: number };
 const runc = requireTool('runc');
 
-function chownTree(p: string, uid: number, gid: number): void {
-  fs.lchownSync(p, uid, gid);
-  if (fs.lstatSync(p).isDirectory()) for (const n of fs.readdirSync(p)) chownTree(join(p, n), uid, gid);
-}
-
 test.before(async () => {
   requireTool('newuidmap');
   requireTool('unshare');
   user = ensureRootlessUser();
-  const layout = await busyboxLayout();
-  const src = new BlobStore(layout.dir);
-  const index = JSON.parse(fs.readFileSync(join(layout.dir, 'index.json'), 'utf8'));
-  const manifest = JSON.parse(fs.readFileSync(src.path(index.manifests[0].digest), 'utf8')) as ImageManifest;
-  const config = JSON.parse(fs.readFileSync(src.path(manifest.config.digest), 'utf8'));
-  const base = makeTempDir('runc-rootless');
-  fs.chmodSync(base, 0o755);
-  // The user must be able to reach its dirs: the test run's temp dirs above them are root's, often 0700.
-  for (let d = dirname(base); d !== '/'; d = dirname(d)) {
-    const mode = fs.statSync(d).mode;
-    if (!(mode & 0o001)) fs.chmodSync(d, (mode & 0o7777) | 0o111);
-  }
-  store = new BlobStore(join(base, 'store'));
-  for (const l of manifest.layers) await store.putBytes(fs.readFileSync(src.path(l.digest)));
-  layers = manifest.layers;
-  diffIds = config.rootfs.diff_ids;
+  const base = rootlessReachableTempDir('runc-rootless');
+  ({ store, layers, diffIds } = await busyboxChain(join(base, 'store')));
   cacheDir = join(base, 'cache');
   fs.mkdirSync(cacheDir);
   baseDir = base;

@@ -13,35 +13,20 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BuildContext, openContext } from '../lib/context/context.js';
 import { openContentDigests, parseStatEntry, RACY_MARGIN_MS, statCachePath } from '../lib/context/content-digests.js';
-import type { ContextSource, FileIdentity } from '../lib/context/source.js';
+import type { FileIdentity } from '../lib/context/source.js';
+import { PassThroughSource } from './helpers/pass-through-source.js';
 import { makeTempDir } from './helpers/tools.js';
 
 /** Wraps a source and counts the reads of file contents (open and readHead). */
-class CountingSource implements ContextSource {
+class CountingSource extends PassThroughSource {
   reads: string[] = [];
-  constructor(private readonly inner: ContextSource) {}
-  get description(): string {
-    return this.inner.description;
-  }
-  lstat(rel: string) {
-    return this.inner.lstat(rel);
-  }
-  readdir(rel: string) {
-    return this.inner.readdir(rel);
-  }
-  readlink(rel: string) {
-    return this.inner.readlink(rel);
-  }
-  open(rel: string) {
+  override open(rel: string) {
     this.reads.push(rel);
     return this.inner.open(rel);
   }
   readHead(rel: string, limit: number) {
     this.reads.push(rel);
     return this.inner.readHead!(rel, limit);
-  }
-  checkReadable(rel: string) {
-    return this.inner.checkReadable(rel);
   }
 }
 

@@ -7,10 +7,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { BIN, type CliResult } from './cli.js';
-import { ensureRootlessUser } from './rootless-user.js';
-import { makeTempDir } from './tools.js';
+import { ensureRootlessUser, rootlessReachableTempDir } from './rootless-user.js';
 
 export interface RootlessWork {
   user: { name: string; uid: number; gid: number };
@@ -29,13 +28,7 @@ export function chownTree(p: string, uid: number, gid: number): void {
 /** A fresh work dir for the rootless user (creating the user when missing), with home/ and cache/. */
 export function rootlessWork(prefix: string): RootlessWork {
   const user = ensureRootlessUser();
-  const dir = makeTempDir(prefix);
-  fs.chmodSync(dir, 0o755);
-  // The test run's temp dirs above it are root's, often 0700: the user must be able to pass through.
-  for (let d = dirname(dir); d !== '/'; d = dirname(d)) {
-    const mode = fs.statSync(d).mode;
-    if (!(mode & 0o001)) fs.chmodSync(d, (mode & 0o7777) | 0o111);
-  }
+  const dir = rootlessReachableTempDir(prefix);
   const home = join(dir, 'home');
   const cacheDir = join(dir, 'cache');
   fs.mkdirSync(home);

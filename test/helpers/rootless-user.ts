@@ -6,6 +6,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { dirname } from 'node:path';
+import { makeTempDir } from './tools.js';
 
 export const ROOTLESS_USER = 'ocistack-rootless';
 export const ROOTLESS_RANGE = { start: 400000, count: 65536 };
@@ -29,4 +31,19 @@ export function ensureRootlessUser(): { name: string; uid: number; gid: number }
     }
   }
   return { name: ROOTLESS_USER, uid: idOf('-u')!, gid: idOf('-g')! };
+}
+
+/**
+ * A new temp dir the rootless user can reach: mode 755, and every directory
+ * above it searchable by others (the test run's temp dirs are root's, often
+ * 0700). The caller chowns what the user must write.
+ */
+export function rootlessReachableTempDir(name: string): string {
+  const dir = makeTempDir(name);
+  fs.chmodSync(dir, 0o755);
+  for (let d = dirname(dir); d !== '/'; d = dirname(d)) {
+    const mode = fs.statSync(d).mode;
+    if (!(mode & 0o001)) fs.chmodSync(d, (mode & 0o7777) | 0o111);
+  }
+  return dir;
 }
